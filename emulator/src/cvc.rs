@@ -1,0 +1,180 @@
+//! Card-verifiable certificates (BSI TR-03110) as the SmartCard-HSM uses them: the device
+//! certificate chain in `2F02` and, in a later issue, the CV requests GENERATE returns.
+
+use crate::tlv;
+
+/// id-TA-ECDSA-SHA-256 (0.4.0.127.0.7.2.2.2.2.3).
+pub const OID_TA_ECDSA_SHA256: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
+/// The SmartCard-HSM's CHAT object identifier (1.3.6.1.4.1.24991.3.1.1).
+pub const OID_SC_HSM_CHAT: &[u8] = &[0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x03, 0x01, 0x01];
+
+/// Tags of the CV certificate structure.
+pub mod tag {
+    pub const CERTIFICATE: u16 = 0x7F21;
+    pub const BODY: u16 = 0x7F4E;
+    pub const PROFILE: u16 = 0x5F29;
+    pub const CAR: u16 = 0x42;
+    pub const PUBLIC_KEY: u16 = 0x7F49;
+    pub const CHR: u16 = 0x5F20;
+    pub const CHAT: u16 = 0x7F4C;
+    pub const EFFECTIVE: u16 = 0x5F25;
+    pub const EXPIRY: u16 = 0x5F24;
+    pub const SIGNATURE: u16 = 0x5F37;
+}
+
+/// Explicit EC domain parameters, in the order CV public keys carry them.
+pub struct DomainParameters<'a> {
+    pub prime: &'a [u8],
+    pub a: &'a [u8],
+    pub b: &'a [u8],
+    pub generator: &'a [u8],
+    pub order: &'a [u8],
+    pub cofactor: &'a [u8],
+}
+
+/// The `7F49` public key of an EC key: OID, optionally the domain parameters, and the point.
+pub fn ec_public_key(point: &[u8], domain: Option<&DomainParameters<'_>>) -> Vec<u8> {
+    let mut inner = tlv::encode(0x06, OID_TA_ECDSA_SHA256);
+    if let Some(d) = domain {
+        tlv::write(&mut inner, 0x81, d.prime);
+        tlv::write(&mut inner, 0x82, d.a);
+        tlv::write(&mut inner, 0x83, d.b);
+        tlv::write(&mut inner, 0x84, d.generator);
+        tlv::write(&mut inner, 0x85, d.order);
+        tlv::write(&mut inner, 0x86, point);
+        tlv::write(&mut inner, 0x87, d.cofactor);
+    } else {
+        tlv::write(&mut inner, 0x86, point);
+    }
+    tlv::encode(tag::PUBLIC_KEY, &inner)
+}
+
+/// The certificate body fields this card issues.
+pub struct Body<'a> {
+    pub car: &'a str,
+    /// The complete `7F49` TLV.
+    pub public_key: &'a [u8],
+    pub chr: &'a str,
+    /// CHAT role byte (`C0` root, `80` device issuer, `00` device).
+    pub role: u8,
+    pub effective: [u8; 6],
+    pub expiry: [u8; 6],
+}
+
+impl Body<'_> {
+    /// The `7F4E` TLV.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut inner = tlv::encode(tag::PROFILE, &[0x00]);
+        tlv::write(&mut inner, tag::CAR, self.car.as_bytes());
+        inner.extend_from_slice(self.public_key);
+        tlv::write(&mut inner, tag::CHR, self.chr.as_bytes());
+        let mut chat = tlv::encode(0x06, OID_SC_HSM_CHAT);
+        tlv::write(&mut chat, 0x53, &[self.role]);
+        tlv::write(&mut inner, tag::CHAT, &chat);
+        tlv::write(&mut inner, tag::EFFECTIVE, &self.effective);
+        tlv::write(&mut inner, tag::EXPIRY, &self.expiry);
+        tlv::encode(tag::BODY, &inner)
+    }
+}
+
+/// A complete certificate `7F21 { body, 5F37 signature }`.
+pub fn certificate(body_tlv: &[u8], signature: &[u8]) -> Vec<u8> {
+    let mut inner = body_tlv.to_vec();
+    tlv::write(&mut inner, tag::SIGNATURE, signature);
+    tlv::encode(tag::CERTIFICATE, &inner)
+}
+
+/// The fields of a decoded CV certificate that the card and its tests need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub body: &'a [u8],
+    pub car: &'a [u8],
+    pub chr: &'a [u8],
+    pub public_key: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+/// Decodes one `7F21` certificate at the start of `input`; returns it and what follows.
+pub fn decode(input: &[u8]) -> Option<(Decoded<'_>, &[u8])> {
+    let (cert, rest) = tlv::read(input)?;
+    if cert.tag != tag::CERTIFICATE {
+        return None;
+    }
+    let (body, after_body) = tlv::read(cert.value)?;
+    if body.tag != tag::BODY {
+        return None;
+    }
+    let signature = tlv::find(after_body, tag::SIGNATURE)?;
+    let body_tlv = &cert.value[..cert.value.len() - after_body.len()];
+    Some((
+        Decoded {
+            body: body_tlv,
+            car: tlv::find(body.value, tag::CAR)?,
+            chr: tlv::find(body.value, tag::CHR)?,
+            public_key: tlv::find(body.value, tag::PUBLIC_KEY)?,
+            signature,
+        },
+        rest,
+    ))
+}
+
+/// A date as CV certificates carry it: `YYMMDD`, one decimal digit per byte.
+pub fn date_digits(year: u32, month: u32, day: u32) -> [u8; 6] {
+    let y = year % 100;
+    [
+        (y / 10) as u8,
+        (y % 10) as u8,
+        (month / 10) as u8,
+        (month % 10) as u8,
+        (day / 10) as u8,
+        (day % 10) as u8,
+    ]
+}
+
+/// Today's civil date (UTC) from the system clock.
+pub fn today() -> (u32, u32, u32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    civil_from_days((secs / 86_400) as i64)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as u32, month as u32, day as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_419), (2025, 11, 27));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(date_digits(2026, 11, 27), [2, 6, 1, 1, 2, 7]);
+    }
+
+    #[test]
+    fn decodes_the_real_device_chain() {
+        let chain = include_bytes!("../../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin");
+        let (device, rest) = decode(chain).unwrap();
+        assert_eq!(device.chr, b"DENK040414400000");
+        assert_eq!(device.car, b"DEDINK0400001");
+        let (issuer, rest) = decode(rest).unwrap();
+        assert_eq!(issuer.chr, b"DEDINK0400001");
+        assert_eq!(issuer.car, b"DESRCACC100001");
+        assert!(rest.is_empty());
+    }
+}

@@ -1,0 +1,28 @@
+//! An emulated CardContact SmartCard-HSM: the card's applet state machine, sans I/O.
+//!
+//! Bytes in, bytes out: [`Card::transmit`] takes a command APDU and returns the response APDU;
+//! [`Card::power_on`], [`Card::power_off`] and [`Card::reset`] are the contact events. The
+//! card's persistent state lives in a [`store::Store`] (redb on disk, or memory), committed
+//! before each answer leaves the card.
+#![forbid(unsafe_code)]
+
+pub mod apdu;
+mod applet;
+pub mod card;
+pub mod cvc;
+mod device;
+pub mod dkek;
+pub mod files;
+pub mod hex;
+pub mod keystore;
+pub mod pin;
+pub mod rng;
+pub mod state;
+pub mod status;
+pub mod store;
+pub mod tlv;
+
+pub use applet::{AID, VERSION};
+pub use card::{Card, ATR};
+pub use status::Status;
+pub use store::{MemoryStore, RedbStore, Store, StoreError};

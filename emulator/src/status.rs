@@ -1,0 +1,141 @@
+//! ISO 7816-4 status words, as the SmartCard-HSM uses them.
+//!
+//! Every failure inside the card ends as one of these variants; the conversion to the two
+//! bytes on the wire happens in exactly one place ([`Status::sw`]).
+
+/// A status word the card can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `9000`: success.
+    Success,
+    /// `61xx`: more response bytes wait for GET RESPONSE (`xx` = how many, `00` = 256 or more).
+    MoreData(usize),
+    /// `6282`: end of file reached before Le bytes were read.
+    EndOfFile,
+    /// `63Cx`: PIN wrong or not yet verified; `x` tries left.
+    PinTriesLeft(u8),
+    /// `6581`: memory failure (the store could not commit).
+    MemoryFailure,
+    /// `6700`: wrong length.
+    WrongLength,
+    /// `6883`: the last command of a chain was expected.
+    LastCommandOfChainExpected,
+    /// `6982`: security status not satisfied (login needed, object protected).
+    SecurityStatusNotSatisfied,
+    /// `6983`: authentication method blocked (PIN blocked).
+    AuthenticationBlocked,
+    /// `6984`: reference data not usable.
+    ReferenceDataNotUsable,
+    /// `6985`: conditions of use not satisfied.
+    ConditionsNotSatisfied,
+    /// `6986`: command not allowed.
+    CommandNotAllowed,
+    /// `6A80`: incorrect data in the command.
+    IncorrectData,
+    /// `6A81`: function not supported.
+    FunctionNotSupported,
+    /// `6A82`: file, application or key not found.
+    NotFound,
+    /// `6A84`: not enough memory.
+    NotEnoughMemory,
+    /// `6A86`: incorrect P1/P2.
+    IncorrectP1P2,
+    /// `6A88`: referenced data not found (PIN not initialised, unknown reference, no DKEK).
+    ReferencedDataNotFound,
+    /// `6A89`: file already exists.
+    FileExists,
+    /// `6B00`: wrong parameters (offset outside the file).
+    WrongOffset,
+    /// `6D00`: instruction not supported.
+    InsNotSupported,
+    /// `6E00`: class not supported.
+    ClaNotSupported,
+}
+
+impl Status {
+    /// The two status bytes sent on the wire.
+    pub fn sw(self) -> [u8; 2] {
+        match self {
+            Status::Success => [0x90, 0x00],
+            Status::MoreData(n) => [0x61, n.min(0x100) as u8],
+            Status::EndOfFile => [0x62, 0x82],
+            Status::PinTriesLeft(n) => [0x63, 0xC0 | n.min(15)],
+            Status::MemoryFailure => [0x65, 0x81],
+            Status::WrongLength => [0x67, 0x00],
+            Status::LastCommandOfChainExpected => [0x68, 0x83],
+            Status::SecurityStatusNotSatisfied => [0x69, 0x82],
+            Status::AuthenticationBlocked => [0x69, 0x83],
+            Status::ReferenceDataNotUsable => [0x69, 0x84],
+            Status::ConditionsNotSatisfied => [0x69, 0x85],
+            Status::CommandNotAllowed => [0x69, 0x86],
+            Status::IncorrectData => [0x6A, 0x80],
+            Status::FunctionNotSupported => [0x6A, 0x81],
+            Status::NotFound => [0x6A, 0x82],
+            Status::NotEnoughMemory => [0x6A, 0x84],
+            Status::IncorrectP1P2 => [0x6A, 0x86],
+            Status::ReferencedDataNotFound => [0x6A, 0x88],
+            Status::FileExists => [0x6A, 0x89],
+            Status::WrongOffset => [0x6B, 0x00],
+            Status::InsNotSupported => [0x6D, 0x00],
+            Status::ClaNotSupported => [0x6E, 0x00],
+        }
+    }
+
+    /// The status word as one number, e.g. `0x6A82`.
+    pub fn code(self) -> u16 {
+        u16::from_be_bytes(self.sw())
+    }
+
+    /// Whether the status word reports success (`9000`, `61xx`, or the `6282` warning).
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Status::Success | Status::MoreData(_) | Status::EndOfFile
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04X}", self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_bytes_of_each_status() {
+        let table: &[(Status, u16)] = &[
+            (Status::Success, 0x9000),
+            (Status::MoreData(0x10), 0x6110),
+            (Status::MoreData(300), 0x6100),
+            (Status::MoreData(256), 0x6100),
+            (Status::EndOfFile, 0x6282),
+            (Status::PinTriesLeft(2), 0x63C2),
+            (Status::PinTriesLeft(15), 0x63CF),
+            (Status::MemoryFailure, 0x6581),
+            (Status::WrongLength, 0x6700),
+            (Status::LastCommandOfChainExpected, 0x6883),
+            (Status::SecurityStatusNotSatisfied, 0x6982),
+            (Status::AuthenticationBlocked, 0x6983),
+            (Status::ReferenceDataNotUsable, 0x6984),
+            (Status::ConditionsNotSatisfied, 0x6985),
+            (Status::CommandNotAllowed, 0x6986),
+            (Status::IncorrectData, 0x6A80),
+            (Status::FunctionNotSupported, 0x6A81),
+            (Status::NotFound, 0x6A82),
+            (Status::NotEnoughMemory, 0x6A84),
+            (Status::IncorrectP1P2, 0x6A86),
+            (Status::ReferencedDataNotFound, 0x6A88),
+            (Status::FileExists, 0x6A89),
+            (Status::WrongOffset, 0x6B00),
+            (Status::InsNotSupported, 0x6D00),
+            (Status::ClaNotSupported, 0x6E00),
+        ];
+        for (status, code) in table {
+            assert_eq!(status.code(), *code, "{status:?}");
+        }
+    }
+}

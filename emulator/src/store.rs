@@ -1,0 +1,397 @@
+//! Persistence: where a card's [`CardState`] lives between power cycles.
+//!
+//! [`RedbStore`] keeps one card in one redb file and commits each command's batch in one
+//! durable transaction. [`MemoryStore`] keeps it in memory (unit tests, throw-away cards).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::dkek::Dkek;
+use crate::keystore::KeyRecord;
+use crate::pin::{PinRecord, PinRef};
+use crate::state::{CardState, Change, Config, FileEntry, Identity};
+use crate::tlv;
+
+/// Why the store could not load or commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another process holds the database open.
+    Locked(PathBuf),
+    /// The file exists but is not a card this version understands.
+    Corrupt(String),
+    /// Any I/O or database failure.
+    Io(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Locked(path) => write!(
+                f,
+                "the card database {} is already in use by another emulator process",
+                path.display()
+            ),
+            StoreError::Corrupt(why) => write!(f, "the card database is damaged: {why}"),
+            StoreError::Io(why) => write!(f, "card database error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A place to keep one card's persistent state.
+pub trait Store: Send {
+    /// Reads the whole state; an empty state for a new store.
+    fn load(&mut self) -> Result<CardState, StoreError>;
+    /// Makes all `changes` durable together, or none of them.
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+}
+
+/// A store that forgets everything when dropped.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Records,
+    /// When set, every commit fails (to test that a failed commit changes nothing).
+    pub fail_commits: bool,
+}
+
+impl Store for MemoryStore {
+    fn load(&mut self) -> Result<CardState, StoreError> {
+        self.records.to_state()
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        if self.fail_commits {
+            return Err(StoreError::Io("injected commit failure".into()));
+        }
+        for change in changes {
+            self.records.apply(change);
+        }
+        Ok(())
+    }
+}
+
+/// The stored form, shared by both stores: three key/value maps.
+#[derive(Default, Clone)]
+struct Records {
+    meta: std::collections::BTreeMap<String, Vec<u8>>,
+    files: std::collections::BTreeMap<u16, Vec<u8>>,
+    keys: std::collections::BTreeMap<u8, Vec<u8>>,
+}
+
+/// Version of the stored format, kept under the `format` meta key.
+const FORMAT_VERSION: u8 = 1;
+
+enum Op {
+    Meta(&'static str, Option<Vec<u8>>),
+    File(u16, Option<Vec<u8>>),
+    Key(u8, Option<zeroize::Zeroizing<Vec<u8>>>),
+}
+
+fn pin_key(which: PinRef) -> &'static str {
+    match which {
+        PinRef::User => "pin.user",
+        PinRef::So => "pin.so",
+    }
+}
+
+/// How one change is written as key/value operations.
+fn encode(change: &Change) -> Op {
+    match change {
+        Change::Identity(identity) => {
+            let mut v = tlv::encode(0x01, identity.device_chr.as_bytes());
+            tlv::write(&mut v, 0x02, &identity.root_certificate);
+            Op::Meta("identity", Some(v))
+        }
+        Change::Config(config) => Op::Meta(
+            "config",
+            config.map(|c| {
+                let [hi, lo] = c.options.to_be_bytes();
+                vec![1, hi, lo]
+            }),
+        ),
+        Change::Pin(which, record) => Op::Meta(pin_key(*which), record.as_ref().map(|r| r.encode())),
+        Change::Dkek(dkek) => Op::Meta("dkek", Some(dkek.encode())),
+        Change::PutFile(fid, entry) => {
+            let mut v = entry.seq.to_be_bytes().to_vec();
+            v.extend_from_slice(&entry.data);
+            Op::File(*fid, Some(v))
+        }
+        Change::DeleteFile(fid) => Op::File(*fid, None),
+        Change::PutKey(id, key) => Op::Key(*id, Some(key.encode())),
+        Change::DeleteKey(id) => Op::Key(*id, None),
+    }
+}
+
+impl Records {
+    fn apply(&mut self, change: &Change) {
+        self.meta
+            .insert("format".into(), vec![FORMAT_VERSION]);
+        match encode(change) {
+            Op::Meta(k, Some(v)) => {
+                self.meta.insert(k.into(), v);
+            }
+            Op::Meta(k, None) => {
+                self.meta.remove(k);
+            }
+            Op::File(fid, Some(v)) => {
+                self.files.insert(fid, v);
+            }
+            Op::File(fid, None) => {
+                self.files.remove(&fid);
+            }
+            Op::Key(id, Some(v)) => {
+                self.keys.insert(id, v.to_vec());
+            }
+            Op::Key(id, None) => {
+                self.keys.remove(&id);
+            }
+        }
+    }
+
+    fn to_state(&self) -> Result<CardState, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("unreadable {what} record"));
+        let mut state = CardState::default();
+        if let Some(format) = self.meta.get("format") {
+            if format.as_slice() != [FORMAT_VERSION] {
+                return Err(StoreError::Corrupt(format!(
+                    "stored format {format:?} is not version {FORMAT_VERSION}"
+                )));
+            }
+        }
+        if let Some(v) = self.meta.get("identity") {
+            let chr = tlv::find(v, 0x01).ok_or_else(|| corrupt("identity"))?;
+            let root = tlv::find(v, 0x02).ok_or_else(|| corrupt("identity"))?;
+            state.identity = Some(Identity {
+                device_chr: String::from_utf8(chr.to_vec()).map_err(|_| corrupt("identity"))?,
+                root_certificate: root.to_vec(),
+            });
+        }
+        if let Some(v) = self.meta.get("config") {
+            state.config = match v.as_slice() {
+                [1, hi, lo] => Some(Config {
+                    options: u16::from_be_bytes([*hi, *lo]),
+                }),
+                _ => return Err(corrupt("config")),
+            };
+        }
+        for which in [PinRef::User, PinRef::So] {
+            if let Some(v) = self.meta.get(pin_key(which)) {
+                let record = PinRecord::decode(v).ok_or_else(|| corrupt("PIN"))?;
+                match which {
+                    PinRef::User => state.user_pin = Some(record),
+                    PinRef::So => state.so_pin = Some(record),
+                }
+            }
+        }
+        if let Some(v) = self.meta.get("dkek") {
+            state.dkek = Dkek::decode(v).ok_or_else(|| corrupt("DKEK"))?;
+        }
+        for (fid, v) in &self.files {
+            if v.len() < 8 {
+                return Err(corrupt("file"));
+            }
+            let (seq, data) = v.split_at(8);
+            let seq = u64::from_be_bytes(seq.try_into().map_err(|_| corrupt("file"))?);
+            state.files.insert(
+                *fid,
+                FileEntry {
+                    seq,
+                    data: data.to_vec(),
+                },
+            );
+        }
+        for (id, v) in &self.keys {
+            state
+                .keys
+                .insert(*id, KeyRecord::decode(v).ok_or_else(|| corrupt("key"))?);
+        }
+        Ok(state)
+    }
+}
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const FILES: TableDefinition<u16, &[u8]> = TableDefinition::new("files");
+const KEYS: TableDefinition<u8, &[u8]> = TableDefinition::new("keys");
+
+/// One card in one redb database file.
+pub struct RedbStore {
+    db: redb::Database,
+}
+
+fn io<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl RedbStore {
+    /// Opens the card database at `path`, creating it (mode 0600, parent directories 0700) if
+    /// it does not exist. Fails with [`StoreError::Locked`] if another process has it open.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+        let locked_or_io = |e: redb::DatabaseError| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
+        };
+        let backend = redb::backends::FileBackend::new(file).map_err(locked_or_io)?;
+        let db = redb::Database::builder()
+            .create_with_backend(backend)
+            .map_err(locked_or_io)?;
+        let txn = db.begin_write().map_err(io)?;
+        txn.open_table(META).map_err(io)?;
+        txn.open_table(FILES).map_err(io)?;
+        txn.open_table(KEYS).map_err(io)?;
+        txn.commit().map_err(io)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl Store for RedbStore {
+    fn load(&mut self) -> Result<CardState, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let mut records = Records::default();
+        for item in txn.open_table(META).map_err(io)?.iter().map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            records.meta.insert(k.value().to_string(), v.value().to_vec());
+        }
+        for item in txn.open_table(FILES).map_err(io)?.iter().map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            records.files.insert(k.value(), v.value().to_vec());
+        }
+        for item in txn.open_table(KEYS).map_err(io)?.iter().map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            records.keys.insert(k.value(), v.value().to_vec());
+        }
+        records.to_state()
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let mut files = txn.open_table(FILES).map_err(io)?;
+            let mut keys = txn.open_table(KEYS).map_err(io)?;
+            meta.insert("format", [FORMAT_VERSION].as_slice())
+                .map_err(io)?;
+            for change in changes {
+                match encode(change) {
+                    Op::Meta(k, Some(v)) => {
+                        meta.insert(k, v.as_slice()).map_err(io)?;
+                    }
+                    Op::Meta(k, None) => {
+                        meta.remove(k).map_err(io)?;
+                    }
+                    Op::File(fid, Some(v)) => {
+                        files.insert(fid, v.as_slice()).map_err(io)?;
+                    }
+                    Op::File(fid, None) => {
+                        files.remove(fid).map_err(io)?;
+                    }
+                    Op::Key(id, Some(v)) => {
+                        keys.insert(id, v.as_slice()).map_err(io)?;
+                    }
+                    Op::Key(id, None) => {
+                        keys.remove(id).map_err(io)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample_changes() -> Vec<Change> {
+        vec![
+            Change::Identity(Identity {
+                device_chr: "ZZEM123456700000".into(),
+                root_certificate: vec![0x7F, 0x21, 0x00],
+            }),
+            Change::Config(Some(Config { options: 1 })),
+            Change::Pin(PinRef::User, Some(PinRecord::new(b"648219", 3, [9; 16]))),
+            Change::Dkek(Dkek::awaiting(2)),
+            Change::PutFile(0x2F03, FileEntry { seq: 4, data: vec![1, 2, 3] }),
+            Change::PutFile(0xCD01, FileEntry { seq: 5, data: vec![] }),
+            Change::PutKey(0, KeyRecord::generate_ec(crate::keystore::Curve::BrainpoolP256r1, &mut *crate::rng::system())),
+        ]
+    }
+
+    fn summary(s: &CardState) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            s.identity, s.config, s.user_pin, s.so_pin, s.dkek, s.files, s.keys
+        )
+    }
+
+    #[test]
+    fn redb_round_trip_and_file_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/card.redb");
+        let changes = sample_changes();
+        let mut expected = CardState::default();
+        {
+            let mut store = RedbStore::open(&path).unwrap();
+            assert_eq!(summary(&store.load().unwrap()), summary(&CardState::default()));
+            store.commit(&changes).unwrap();
+            store.commit(&[Change::DeleteFile(0xCD01)]).unwrap();
+        }
+        for c in changes {
+            expected.apply(c);
+        }
+        expected.apply(Change::DeleteFile(0xCD01));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut store = RedbStore::open(&path).unwrap();
+        assert_eq!(summary(&store.load().unwrap()), summary(&expected));
+    }
+
+    #[test]
+    fn memory_store_matches_redb_encoding() {
+        let mut store = MemoryStore::default();
+        let changes = sample_changes();
+        store.commit(&changes).unwrap();
+        let mut expected = CardState::default();
+        for c in changes {
+            expected.apply(c);
+        }
+        assert_eq!(summary(&store.load().unwrap()), summary(&expected));
+    }
+
+    #[test]
+    fn second_open_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.redb");
+        let _first = RedbStore::open(&path).unwrap();
+        match RedbStore::open(&path) {
+            Err(StoreError::Locked(p)) => assert_eq!(p, path),
+            other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn unknown_format_is_refused() {
+        let mut store = MemoryStore::default();
+        store.records.meta.insert("format".into(), vec![99]);
+        assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
+    }
+}

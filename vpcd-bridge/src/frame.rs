@@ -1,0 +1,116 @@
+//! vpcd framing: `length (2 bytes, big endian) ‖ payload`.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// What one frame from vpcd asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    PowerOff,
+    PowerOn,
+    Reset,
+    GetAtr,
+    /// A control byte this bridge does not know; ignored, never answered.
+    UnknownControl(u8),
+    Apdu(Vec<u8>),
+}
+
+impl Request {
+    /// Interprets one frame payload.
+    pub fn from_payload(payload: Vec<u8>) -> Request {
+        match payload.as_slice() {
+            [0x00] => Request::PowerOff,
+            [0x01] => Request::PowerOn,
+            [0x02] => Request::Reset,
+            [0x04] => Request::GetAtr,
+            [other] => Request::UnknownControl(*other),
+            _ => Request::Apdu(payload),
+        }
+    }
+}
+
+/// Encodes one frame: length and payload in one buffer, to be sent with one write.
+///
+/// `None` for an empty payload (vpcd closes the link on a zero-length frame) or one longer than
+/// a frame can carry.
+pub fn encode(payload: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(payload.len()).ok().filter(|n| *n > 0)?;
+    let mut out = Vec::with_capacity(payload.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
+/// Reads one frame payload; `Ok(None)` on a clean end of stream before a frame starts.
+///
+/// `before_each_read` runs on the reader before the length and before the payload are read
+/// (the TCP link uses it to re-arm `TCP_QUICKACK`).
+pub async fn read<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    before_each_read: impl Fn(&R),
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    before_each_read(reader);
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut payload = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    before_each_read(reader);
+    reader.read_exact(&mut payload).await?;
+    Ok(Some(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_and_apdus() {
+        assert_eq!(Request::from_payload(vec![0]), Request::PowerOff);
+        assert_eq!(Request::from_payload(vec![1]), Request::PowerOn);
+        assert_eq!(Request::from_payload(vec![2]), Request::Reset);
+        assert_eq!(Request::from_payload(vec![4]), Request::GetAtr);
+        assert_eq!(Request::from_payload(vec![9]), Request::UnknownControl(9));
+        assert_eq!(Request::from_payload(vec![0, 0xA4]), Request::Apdu(vec![0, 0xA4]));
+    }
+
+    #[test]
+    fn encode_refuses_empty_and_oversized() {
+        assert_eq!(encode(&[0x90, 0x00]), Some(vec![0, 2, 0x90, 0x00]));
+        assert_eq!(encode(&[]), None);
+        assert_eq!(encode(&vec![0; 65_536]), None);
+        assert_eq!(encode(&vec![0; 65_535]).map(|f| f.len()), Some(65_537));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_frames_split_anywhere() {
+        let bytes = [0u8, 3, 0xAA, 0xBB, 0xCC, 0, 1, 0x04];
+        // One byte per read: length and payload arrive in pieces.
+        let mut reader = tokio_test_reader(&bytes);
+        assert_eq!(read(&mut reader, |_| {}).await.unwrap(), Some(vec![0xAA, 0xBB, 0xCC]));
+        assert_eq!(read(&mut reader, |_| {}).await.unwrap(), Some(vec![0x04]));
+        assert_eq!(read(&mut reader, |_| {}).await.unwrap(), None);
+        // A stream that ends inside a frame is an error, not a silent end.
+        let mut reader = tokio_test_reader(&[0, 5, 1, 2]);
+        assert!(read(&mut reader, |_| {}).await.is_err());
+    }
+
+    /// A reader that yields one byte per read call.
+    fn tokio_test_reader(bytes: &[u8]) -> impl AsyncRead + Unpin {
+        struct OneByte(std::collections::VecDeque<u8>);
+        impl AsyncRead for OneByte {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                if let Some(b) = self.0.pop_front() {
+                    buf.put_slice(&[b]);
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        OneByte(bytes.iter().copied().collect())
+    }
+}

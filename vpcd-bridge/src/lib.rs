@@ -1,0 +1,13 @@
+//! The vsmartcard `vpcd` transport: connects emulated cards to pcscd.
+//!
+//! vpcd (the pcscd driver) listens on TCP; the card connects as a client. Every frame, in
+//! both directions, is a 2-byte big-endian length and a payload. One-byte payloads from vpcd
+//! are control messages (power off, power on, reset, get ATR); longer ones are command APDUs,
+//! each answered with exactly one response frame. This crate knows frames and sockets, not
+//! PINs or files: it hands APDUs to [`emulator::Card::transmit`] and returns what comes back.
+#![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod link;
+
+pub use link::{run, Endpoint};
