@@ -24,10 +24,19 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn emulator_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "vpcd-bridge", "--bin", "sc-hsm-emulator"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "vpcd-bridge",
+                "--bin",
+                "sc-hsm-emulator",
+            ])
             .current_dir(workspace)
             .status()
             .expect("run cargo build");
@@ -44,7 +53,10 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     let mut pause = Duration::from_millis(10);
     while !condition() {
-        assert!(start.elapsed() < READY_TIMEOUT, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < READY_TIMEOUT,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
     }
@@ -53,7 +65,6 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 /// One emulator process serving one card.
 struct CardProcess {
     child: Child,
-    db: PathBuf,
     slot: u8,
     log: PathBuf,
 }
@@ -61,8 +72,9 @@ struct CardProcess {
 /// A private pcscd with vpcd and up to two emulated cards.
 pub struct Sandbox {
     dir: tempfile::TempDir,
+    /// `unshare`, which owns the mount and network namespaces.
     namespace_holder: Child,
-    pcscd_pid: u32,
+    pcscd: Option<Child>,
     cards: Vec<CardProcess>,
 }
 
@@ -76,7 +88,10 @@ impl Sandbox {
 
     /// Starts only the private pcscd (with vpcd slots 0 and 1, no card).
     pub fn pcscd_only() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("sc-hsm-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sc-hsm-test-")
+            .tempdir()
+            .expect("tempdir");
         let run = dir.path().join("run");
         let conf = dir.path().join("reader.conf.d");
         std::fs::create_dir_all(&run).unwrap();
@@ -87,41 +102,102 @@ impl Sandbox {
              LIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x8C7B\n",
         )
         .unwrap();
+        // unshare enters the new namespaces itself; its child mounts the socket directory,
+        // brings up loopback and sleeps until killed.
+        let ready = dir.path().join("namespaces-ready");
         let script = format!(
             "set -e; mkdir -p /run/pcscd; mount --bind '{run}' /run/pcscd; ip link set lo up; \
-             exec pcscd --foreground --config '{conf}'",
+             touch '{ready}'; exec sleep infinity",
             run = run.display(),
-            conf = conf.display()
+            ready = ready.display()
         );
-        let log = std::fs::File::create(dir.path().join("pcscd.log")).unwrap();
         let namespace_holder = Command::new("setpriv")
-            .args(["--pdeathsig", "SIGKILL", "unshare", "--mount", "--net", "--fork", "--kill-child=SIGKILL", "sh", "-c"])
+            .args([
+                "--pdeathsig",
+                "SIGKILL",
+                "unshare",
+                "--mount",
+                "--net",
+                "--fork",
+                "--kill-child=SIGKILL",
+                "sh",
+                "-c",
+            ])
             .arg(script)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("namespaces.log")).unwrap())
             .spawn()
-            .expect("start unshare + pcscd (needs root, util-linux, iproute2, pcscd)");
+            .expect("start unshare (needs root, util-linux and iproute2)");
         let mut sandbox = Sandbox {
             dir,
             namespace_holder,
-            pcscd_pid: 0,
+            pcscd: None,
             cards: Vec::new(),
         };
-        let pid_file = run.join("pcscd.pid");
-        let socket = run.join("pcscd.comm");
-        let mut pid = None;
-        wait_until("pcscd to start", || {
+        wait_until("the namespaces to be set up", || {
             if let Ok(Some(status)) = sandbox.namespace_holder.try_wait() {
-                panic!("pcscd exited early ({status}):\n{}", sandbox.pcscd_log());
+                panic!(
+                    "setting up namespaces failed ({status}): {}",
+                    std::fs::read_to_string(sandbox.dir.path().join("namespaces.log"))
+                        .unwrap_or_default()
+                );
             }
-            pid = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).parse().ok());
-            pid.is_some() && socket.exists()
+            ready.exists()
         });
-        sandbox.pcscd_pid = pid.unwrap();
+        sandbox.start_pcscd();
         sandbox
+    }
+
+    /// A command that runs inside the sandbox's network (and optionally mount) namespace.
+    fn inside(&self, mount: bool) -> Command {
+        let holder = self.namespace_holder.id();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "SIGKILL", "nsenter"]);
+        if mount {
+            cmd.arg(format!("--mount=/proc/{holder}/ns/mnt"));
+        }
+        cmd.arg(format!("--net=/proc/{holder}/ns/net"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn start_pcscd(&mut self) {
+        let run = self.dir.path().join("run");
+        let _ = std::fs::remove_file(run.join("pcscd.pid"));
+        let _ = std::fs::remove_file(run.join("pcscd.comm"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("pcscd.log"))
+            .unwrap();
+        let child = self
+            .inside(true)
+            .args(["pcscd", "--foreground", "--config"])
+            .arg(self.dir.path().join("reader.conf.d"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start pcscd");
+        self.pcscd = Some(child);
+        let socket = run.join("pcscd.comm");
+        let pid_file = run.join("pcscd.pid");
+        wait_until("pcscd to start", || {
+            if let Some(Ok(Some(status))) = self.pcscd.as_mut().map(Child::try_wait) {
+                panic!("pcscd exited early ({status}):\n{}", self.pcscd_log());
+            }
+            socket.exists() && pid_file.exists()
+        });
+    }
+
+    /// Kills pcscd and starts a new one in the same namespaces; running emulators stay up
+    /// and must reconnect by themselves.
+    pub fn restart_pcscd(&mut self) {
+        if let Some(mut pcscd) = self.pcscd.take() {
+            pcscd.kill().unwrap();
+            pcscd.wait().unwrap();
+        }
+        self.start_pcscd();
     }
 
     /// Where a card's database lives.
@@ -131,42 +207,55 @@ impl Sandbox {
 
     /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
     pub fn insert_card(&mut self, slot: u8) {
-        let db = self.db_path(slot);
-        self.start_emulator(slot, db);
-        self.wait_for_card(slot);
+        self.insert_card_with(slot, &["-v"]);
     }
 
-    fn start_emulator(&mut self, slot: u8, db: PathBuf) {
-        let log = self.dir.path().join(format!("emulator{slot}-{}.log", self.cards.len()));
+    /// As [`Sandbox::insert_card`], with extra arguments for `sc-hsm-emulator run`.
+    pub fn insert_card_with(&mut self, slot: u8, extra_args: &[&str]) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("emulator{slot}-{}.log", self.cards.len()));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new("setpriv")
-            .args(["--pdeathsig", "SIGKILL", "nsenter"])
-            .arg(format!("--net=/proc/{}/ns/net", self.pcscd_pid))
+        let child = self
+            .inside(false)
             .arg(emulator_binary())
-            .args(["run", "-v", "--vpcd", &format!("127.0.0.1:{}", 35963 + u16::from(slot))])
+            .args([
+                "run",
+                "--vpcd",
+                &format!("127.0.0.1:{}", 35963 + u16::from(slot)),
+            ])
+            .args(extra_args)
             .arg("--db")
-            .arg(&db)
-            .stdin(Stdio::null())
+            .arg(self.db_path(slot))
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("start sc-hsm-emulator");
-        self.cards.push(CardProcess { child, db, slot, log });
+        self.cards.push(CardProcess { child, slot, log });
+        self.wait_for_card(slot);
+    }
+
+    fn card_present(&self, slot: u8) -> bool {
+        self.command("opensc-tool")
+            .args(["--reader", &slot.to_string(), "--atr"])
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Waits until the card in `slot` answers its ATR through pcscd.
     pub fn wait_for_card(&self, slot: u8) {
-        wait_until("the card to be present", || {
-            self.command("opensc-tool")
-                .args(["--reader", &slot.to_string(), "--atr"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
+        wait_until("the card to be present", || self.card_present(slot));
     }
 
-    /// Stops the emulator of `slot` with `signal` ("TERM", "KILL", ...) and reaps it.
+    /// Stops the emulator of `slot` with `signal` ("TERM", "KILL", ...), reaps it and waits
+    /// until pcscd has noticed the card is gone.
     pub fn stop_card(&mut self, slot: u8, signal: &str) {
-        let index = self.cards.iter().position(|c| c.slot == slot).expect("no card in that slot");
+        let index = self
+            .cards
+            .iter()
+            .position(|c| c.slot == slot)
+            .expect("no card in that slot");
         let mut card = self.cards.remove(index);
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &card.child.id().to_string()])
@@ -175,45 +264,50 @@ impl Sandbox {
         assert!(status.success());
         let exit = card.child.wait().unwrap();
         if signal == "TERM" {
-            assert!(exit.success(), "emulator did not exit cleanly on SIGTERM: {exit}\n{}", std::fs::read_to_string(&card.log).unwrap_or_default());
+            assert!(
+                exit.success(),
+                "emulator did not exit cleanly on SIGTERM: {exit}\n{}",
+                std::fs::read_to_string(&card.log).unwrap_or_default()
+            );
         }
-        // pcscd notices the closed link at its next poll.
-        wait_until("the card to be removed", || {
-            !self
-                .command("opensc-tool")
-                .args(["--reader", &slot.to_string(), "--atr"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        let _ = card.db;
+        wait_until("the card to be removed", || !self.card_present(slot));
     }
 
     /// Starts the emulator of `slot` again on the same database.
     pub fn restart_card(&mut self, slot: u8) {
-        let db = self.db_path(slot);
-        self.start_emulator(slot, db);
-        self.wait_for_card(slot);
+        self.insert_card(slot);
     }
 
     /// A command whose PC/SC client talks to this sandbox's pcscd.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env("PCSCLITE_CSOCK_NAME", self.dir.path().join("run/pcscd.comm"))
-            .env_remove("OPENSC_CONF")
-            .stdin(Stdio::null());
+        cmd.env(
+            "PCSCLITE_CSOCK_NAME",
+            self.dir.path().join("run/pcscd.comm"),
+        )
+        .env_remove("OPENSC_CONF")
+        .stdin(Stdio::null());
         cmd
     }
 
     /// Runs `program args` and returns its output, whatever the exit status.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
-        self.command(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
     }
 
     /// Runs `program args`, asserts success, and returns stdout and stderr together.
     pub fn ok(&self, program: &str, args: &[&str]) -> String {
         let out = self.run(program, args);
         let text = text(&out);
-        assert!(out.status.success(), "{program} {args:?} failed ({}):\n{text}\n{}", out.status, self.logs());
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed ({}):\n{text}\n{}",
+            out.status,
+            self.logs()
+        );
         text
     }
 
@@ -224,6 +318,15 @@ impl Sandbox {
 
     pub fn pcscd_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default()
+    }
+
+    /// Everything the emulators of `slot` have logged so far.
+    pub fn card_log(&self, slot: u8) -> String {
+        self.cards
+            .iter()
+            .filter(|c| c.slot == slot)
+            .map(|c| std::fs::read_to_string(&c.log).unwrap_or_default())
+            .collect()
     }
 
     /// The emulator logs, for failure messages.
@@ -239,21 +342,27 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for card in &mut self.cards {
-            let _ = card.child.kill();
-            let _ = card.child.wait();
+        for child in self
+            .cards
+            .iter_mut()
+            .map(|c| &mut c.child)
+            .chain(self.pcscd.as_mut())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        // Killing the holder makes unshare kill pcscd (--kill-child).
-        let _ = self.namespace_holder.kill();
+        // Kill unshare's sleeping child first so that unshare reaps it and exits by itself
+        // (killing unshare first would leave the child to init as a zombie).
+        let holder = self.namespace_holder.id();
+        let children = std::fs::read_to_string(format!("/proc/{holder}/task/{holder}/children"))
+            .unwrap_or_default();
+        for child in children.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", child]).status();
+        }
+        if children.trim().is_empty() {
+            let _ = self.namespace_holder.kill();
+        }
         let _ = self.namespace_holder.wait();
-        // pcscd may take a moment to die after its parent; its socket dir goes with `dir`.
-        let pid = self.pcscd_pid;
-        if pid != 0 {
-            let start = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
     }
 }
 

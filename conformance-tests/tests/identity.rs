@@ -18,7 +18,10 @@ fn opensc_tool_names_the_card_and_shows_its_atr() {
 fn blank_card_reports_never_initialized_then_initialize_sets_pins() {
     let sandbox = Sandbox::start();
     let blank = sandbox.ok("sc-hsm-tool", &[]);
-    assert!(blank.contains("SmartCard-HSM has never been initialized"), "{blank}");
+    assert!(
+        blank.contains("SmartCard-HSM has never been initialized"),
+        "{blank}"
+    );
 
     initialize(&sandbox, None);
     let info = sandbox.ok("sc-hsm-tool", &[]);
@@ -36,7 +39,10 @@ fn label_given_at_initialize_shows_in_pkcs11_tool() {
     let sandbox = Sandbox::start();
     initialize(&sandbox, Some("Conformance HSM"));
     let slots = sandbox.ok("pkcs11-tool", &["-L"]);
-    assert!(slots.contains("token label        : Conformance HSM"), "{slots}");
+    assert!(
+        slots.contains("token label        : Conformance HSM"),
+        "{slots}"
+    );
     assert!(slots.contains("firmware version   : 4.0"), "{slots}");
 }
 
@@ -68,5 +74,8 @@ fn two_cards_have_different_serials() {
     let b = sandbox.ok("pkcs15-tool", &["--reader", "1", "-D"]);
     assert_ne!(serial_of(&a), serial_of(&b));
     let slots = sandbox.ok("pkcs11-tool", &["-L"]);
-    assert!(slots.contains(&serial_of(&a)) && slots.contains(&serial_of(&b)), "{slots}");
+    assert!(
+        slots.contains(&serial_of(&a)) && slots.contains(&serial_of(&b)),
+        "{slots}"
+    );
 }

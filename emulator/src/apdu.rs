@@ -65,9 +65,11 @@ impl Command {
                     // Case 3 extended: 00 Lc Lc data.
                     n if n == lc => Ok(build(rest, None, true)),
                     // Case 4 extended: 00 Lc Lc data Le Le.
-                    n if n == lc + 2 => {
-                        Ok(build(&rest[..lc], Some(extended_le(rest[lc], rest[lc + 1])), true))
-                    }
+                    n if n == lc + 2 => Ok(build(
+                        &rest[..lc],
+                        Some(extended_le(rest[lc], rest[lc + 1])),
+                        true,
+                    )),
                     _ => Err(Status::WrongLength),
                 }
             }
@@ -244,12 +246,12 @@ mod tests {
             "00",
             "00A4",
             "00A404",
-            "00200081063132",         // Lc 6, 2 bytes of data
-            "002000810231323334",     // Lc 2, 4 bytes of data
-            "0068017000000001",       // extended Lc 0
-            "00680170000002010203",   // extended Lc 2, 3 bytes
+            "00200081063132",           // Lc 6, 2 bytes of data
+            "002000810231323334",       // Lc 2, 4 bytes of data
+            "0068017000000001",         // extended Lc 0
+            "00680170000002010203",     // extended Lc 2, 3 bytes
             "006801700000020102030405", // extended Lc 2 + 3 trailing bytes
-            "006801700000",           // zero byte and one length byte: neither short nor extended
+            "006801700000",             // zero byte and one length byte: neither short nor extended
         ] {
             assert_eq!(Command::parse(&hex(bad)), Err(Status::WrongLength), "{bad}");
         }
@@ -265,7 +267,11 @@ mod tests {
             "80580000000000",
             "80680170000004010203040000",
         ] {
-            assert_eq!(Command::parse(&hex(apdu)).unwrap().to_bytes(), hex(apdu), "{apdu}");
+            assert_eq!(
+                Command::parse(&hex(apdu)).unwrap().to_bytes(),
+                hex(apdu),
+                "{apdu}"
+            );
         }
     }
 
@@ -273,6 +279,9 @@ mod tests {
     fn response_bytes() {
         let r = Response::ok(vec![1, 2]);
         assert_eq!(r.to_bytes(), vec![1, 2, 0x90, 0x00]);
-        assert_eq!(Response::from(Status::NotFound).to_bytes(), vec![0x6A, 0x82]);
+        assert_eq!(
+            Response::from(Status::NotFound).to_bytes(),
+            vec![0x6A, 0x82]
+        );
     }
 }

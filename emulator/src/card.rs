@@ -60,7 +60,10 @@ impl Card {
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.
-    pub fn open_with_rng(mut store: Box<dyn Store>, rng: Box<dyn CardRng>) -> Result<Card, StoreError> {
+    pub fn open_with_rng(
+        mut store: Box<dyn Store>,
+        rng: Box<dyn CardRng>,
+    ) -> Result<Card, StoreError> {
         let state = store.load()?;
         let mut card = Card {
             state,
@@ -153,7 +156,12 @@ impl Card {
 
     /// Collects chained data; returns the complete command once the last part arrives.
     fn chain(&mut self, mut command: Command) -> Result<Option<Command>, Status> {
-        let header = [command.cla_without_chaining(), command.ins, command.p1, command.p2];
+        let header = [
+            command.cla_without_chaining(),
+            command.ins,
+            command.p1,
+            command.p2,
+        ];
         if let Some(chain) = &self.session.chain {
             if chain.header != header {
                 self.session.chain = None;
@@ -188,7 +196,11 @@ impl Card {
     /// When Le is absent the card answers as a T=1 card does: up to 256 bytes for a short
     /// command, 65536 for an extended one.
     fn limit_to_le(&mut self, command: &Command, mut response: Response) -> Response {
-        let ne = command.le.unwrap_or(if command.extended { crate::apdu::MAX_LE } else { 256 });
+        let ne = command.le.unwrap_or(if command.extended {
+            crate::apdu::MAX_LE
+        } else {
+            256
+        });
         if response.data.len() > ne && response.status == Status::Success {
             self.session.pending = response.data.split_off(ne);
             response.status = Status::MoreData(self.session.pending.len());

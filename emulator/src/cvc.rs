@@ -4,9 +4,12 @@
 use crate::tlv;
 
 /// id-TA-ECDSA-SHA-256 (0.4.0.127.0.7.2.2.2.2.3).
-pub const OID_TA_ECDSA_SHA256: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
+pub const OID_TA_ECDSA_SHA256: &[u8] =
+    &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
 /// The SmartCard-HSM's CHAT object identifier (1.3.6.1.4.1.24991.3.1.1).
-pub const OID_SC_HSM_CHAT: &[u8] = &[0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x03, 0x01, 0x01];
+pub const OID_SC_HSM_CHAT: &[u8] = &[
+    0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x03, 0x01, 0x01,
+];
 
 /// Tags of the CV certificate structure.
 pub mod tag {
@@ -168,7 +171,8 @@ mod tests {
 
     #[test]
     fn decodes_the_real_device_chain() {
-        let chain = include_bytes!("../../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin");
+        let chain =
+            include_bytes!("../../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin");
         let (device, rest) = decode(chain).unwrap();
         assert_eq!(device.chr, b"DENK040414400000");
         assert_eq!(device.car, b"DEDINK0400001");

@@ -65,10 +65,7 @@ const fn hex32(text: &[u8; 64]) -> [u8; 32] {
 pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
     let mut digits = [0u8; 7];
     rng.fill_bytes(&mut digits);
-    let serial: String = digits
-        .iter()
-        .map(|b| char::from(b'0' + b % 10))
-        .collect();
+    let serial: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
     let device_chr = format!("{NAME_PREFIX}{serial}00000");
     let root_chr = format!("{NAME_PREFIX}SRCA00001");
     let issuer_chr = format!("{NAME_PREFIX}DICA00001");
@@ -88,7 +85,10 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
             .expect("freshly generated keys are valid");
         cvc::certificate(body, &signature)
     };
-    let point = |key: &KeyRecord| key.ec_public_point().expect("freshly generated keys are valid");
+    let point = |key: &KeyRecord| {
+        key.ec_public_point()
+            .expect("freshly generated keys are valid")
+    };
 
     let root_body = Body {
         car: &root_chr,
@@ -168,11 +168,22 @@ mod tests {
     #[test]
     fn domain_constants_match_the_real_root() {
         // The CardContact root certificate carries brainpoolP256r1 with full parameters.
-        let root = include_bytes!("../../fixtures/real-card/cardcontact-root-DESRCACC100001.cvcert");
+        let root =
+            include_bytes!("../../fixtures/real-card/cardcontact-root-DESRCACC100001.cvcert");
         let (cert, _) = cvc::decode(root).unwrap();
         let p = BRAINPOOL_P256R1;
-        for (tag, value) in [(0x81, p.prime), (0x82, p.a), (0x83, p.b), (0x84, p.generator), (0x85, p.order)] {
-            assert_eq!(crate::tlv::find(cert.public_key, tag).unwrap(), value, "tag {tag:02X}");
+        for (tag, value) in [
+            (0x81, p.prime),
+            (0x82, p.a),
+            (0x83, p.b),
+            (0x84, p.generator),
+            (0x85, p.order),
+        ] {
+            assert_eq!(
+                crate::tlv::find(cert.public_key, tag).unwrap(),
+                value,
+                "tag {tag:02X}"
+            );
         }
     }
 }

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(d.status_answer().unwrap()[..2], [2, 1]);
         let d = d.with_share(&b).unwrap();
         let expected = [0x33u8; 32];
-        assert_eq!(d.status_answer().unwrap(), [&[2u8, 0][..], &kcv(&expected)].concat());
+        assert_eq!(
+            d.status_answer().unwrap(),
+            [&[2u8, 0][..], &kcv(&expected)].concat()
+        );
         assert_eq!(d.with_share(&a), None);
         assert_eq!(Dkek::decode(&d.encode()), Some(d));
     }
@@ -148,10 +151,9 @@ mod tests {
     #[test]
     fn kcv_of_a_real_share() {
         // ../shared/fixtures/real-card: share of dkek-share-kcv97E3.pbe and the KCV the card printed.
-        let share = crate::hex::decode(
-            "2848CB6E994F5A00C365C3C255ED130512CE1EB06BF08D348EEB8B2F866E3E50",
-        )
-        .unwrap();
+        let share =
+            crate::hex::decode("2848CB6E994F5A00C365C3C255ED130512CE1EB06BF08D348EEB8B2F866E3E50")
+                .unwrap();
         let share: [u8; 32] = share.try_into().unwrap();
         assert_eq!(crate::hex::encode(&kcv(&share)), "97E303855DC1C54D");
     }

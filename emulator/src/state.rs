@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-
 use crate::dkek::Dkek;
 use crate::keystore::KeyRecord;
 use crate::pin::{PinRecord, PinRef};
@@ -111,4 +110,3 @@ pub enum Change {
 
 /// The changes of one command, committed together or not at all.
 pub type Batch = Vec<Change>;
-

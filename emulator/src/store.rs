@@ -113,7 +113,9 @@ fn encode(change: &Change) -> Op {
                 vec![1, hi, lo]
             }),
         ),
-        Change::Pin(which, record) => Op::Meta(pin_key(*which), record.as_ref().map(|r| r.encode())),
+        Change::Pin(which, record) => {
+            Op::Meta(pin_key(*which), record.as_ref().map(|r| r.encode()))
+        }
         Change::Dkek(dkek) => Op::Meta("dkek", Some(dkek.encode())),
         Change::PutFile(fid, entry) => {
             let mut v = entry.seq.to_be_bytes().to_vec();
@@ -128,8 +130,7 @@ fn encode(change: &Change) -> Op {
 
 impl Records {
     fn apply(&mut self, change: &Change) {
-        self.meta
-            .insert("format".into(), vec![FORMAT_VERSION]);
+        self.meta.insert("format".into(), vec![FORMAT_VERSION]);
         match encode(change) {
             Op::Meta(k, Some(v)) => {
                 self.meta.insert(k.into(), v);
@@ -246,7 +247,7 @@ impl RedbStore {
             .open(path)
             .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
         let locked_or_io = |e: redb::DatabaseError| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
             other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
         };
         let backend = redb::backends::FileBackend::new(file).map_err(locked_or_io)?;
@@ -268,7 +269,9 @@ impl Store for RedbStore {
         let mut records = Records::default();
         for item in txn.open_table(META).map_err(io)?.iter().map_err(io)? {
             let (k, v) = item.map_err(io)?;
-            records.meta.insert(k.value().to_string(), v.value().to_vec());
+            records
+                .meta
+                .insert(k.value().to_string(), v.value().to_vec());
         }
         for item in txn.open_table(FILES).map_err(io)?.iter().map_err(io)? {
             let (k, v) = item.map_err(io)?;
@@ -330,9 +333,27 @@ mod tests {
             Change::Config(Some(Config { options: 1 })),
             Change::Pin(PinRef::User, Some(PinRecord::new(b"648219", 3, [9; 16]))),
             Change::Dkek(Dkek::awaiting(2)),
-            Change::PutFile(0x2F03, FileEntry { seq: 4, data: vec![1, 2, 3] }),
-            Change::PutFile(0xCD01, FileEntry { seq: 5, data: vec![] }),
-            Change::PutKey(0, KeyRecord::generate_ec(crate::keystore::Curve::BrainpoolP256r1, &mut *crate::rng::system())),
+            Change::PutFile(
+                0x2F03,
+                FileEntry {
+                    seq: 4,
+                    data: vec![1, 2, 3],
+                },
+            ),
+            Change::PutFile(
+                0xCD01,
+                FileEntry {
+                    seq: 5,
+                    data: vec![],
+                },
+            ),
+            Change::PutKey(
+                0,
+                KeyRecord::generate_ec(
+                    crate::keystore::Curve::BrainpoolP256r1,
+                    &mut *crate::rng::system(),
+                ),
+            ),
         ]
     }
 
@@ -351,7 +372,10 @@ mod tests {
         let mut expected = CardState::default();
         {
             let mut store = RedbStore::open(&path).unwrap();
-            assert_eq!(summary(&store.load().unwrap()), summary(&CardState::default()));
+            assert_eq!(
+                summary(&store.load().unwrap()),
+                summary(&CardState::default())
+            );
             store.commit(&changes).unwrap();
             store.commit(&[Change::DeleteFile(0xCD01)]).unwrap();
         }

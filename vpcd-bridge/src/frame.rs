@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(Request::from_payload(vec![2]), Request::Reset);
         assert_eq!(Request::from_payload(vec![4]), Request::GetAtr);
         assert_eq!(Request::from_payload(vec![9]), Request::UnknownControl(9));
-        assert_eq!(Request::from_payload(vec![0, 0xA4]), Request::Apdu(vec![0, 0xA4]));
+        assert_eq!(
+            Request::from_payload(vec![0, 0xA4]),
+            Request::Apdu(vec![0, 0xA4])
+        );
     }
 
     #[test]
@@ -88,7 +91,10 @@ mod tests {
         let bytes = [0u8, 3, 0xAA, 0xBB, 0xCC, 0, 1, 0x04];
         // One byte per read: length and payload arrive in pieces.
         let mut reader = tokio_test_reader(&bytes);
-        assert_eq!(read(&mut reader, |_| {}).await.unwrap(), Some(vec![0xAA, 0xBB, 0xCC]));
+        assert_eq!(
+            read(&mut reader, |_| {}).await.unwrap(),
+            Some(vec![0xAA, 0xBB, 0xCC])
+        );
         assert_eq!(read(&mut reader, |_| {}).await.unwrap(), Some(vec![0x04]));
         assert_eq!(read(&mut reader, |_| {}).await.unwrap(), None);
         // A stream that ends inside a frame is an error, not a silent end.

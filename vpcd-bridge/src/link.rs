@@ -37,7 +37,10 @@ impl std::str::FromStr for Endpoint {
             return Err(format!("missing host in {s:?}"));
         }
         Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
         })
     }
@@ -73,7 +76,9 @@ pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Out
                 card.power_off();
                 match outcome {
                     Ok(()) => tracing::info!(%endpoint, "vpcd closed the link; reconnecting"),
-                    Err(e) => tracing::warn!(%endpoint, error = %e, "vpcd link failed; reconnecting"),
+                    Err(e) => {
+                        tracing::warn!(%endpoint, error = %e, "vpcd link failed; reconnecting")
+                    }
                 }
             }
             Err(e) => {
@@ -135,7 +140,10 @@ pub async fn serve(card: &mut Card, mut stream: TcpStream) -> std::io::Result<()
         if let Some(answer) = answer {
             match frame::encode(&answer) {
                 Some(bytes) => stream.write_all(&bytes).await?,
-                None => tracing::error!(len = answer.len(), "answer does not fit a vpcd frame; dropped"),
+                None => tracing::error!(
+                    len = answer.len(),
+                    "answer does not fit a vpcd frame; dropped"
+                ),
             }
         }
     }
@@ -180,10 +188,16 @@ mod tests {
         for round in 0..2 {
             let (mut vpcd, _) = listener.accept().await.unwrap();
             send_frame(&mut vpcd, &[0x04]).await;
-            assert_eq!(recv_frame(&mut vpcd).await, emulator::ATR.to_vec(), "round {round}");
+            assert_eq!(
+                recv_frame(&mut vpcd).await,
+                emulator::ATR.to_vec(),
+                "round {round}"
+            );
             send_frame(&mut vpcd, &[0x01]).await;
             // Length and payload in separate segments, as vpcd sends them.
-            vpcd.write_all(&(select.len() as u16).to_be_bytes()).await.unwrap();
+            vpcd.write_all(&(select.len() as u16).to_be_bytes())
+                .await
+                .unwrap();
             vpcd.flush().await.unwrap();
             vpcd.write_all(&select).await.unwrap();
             let answer = recv_frame(&mut vpcd).await;
@@ -202,14 +216,21 @@ mod tests {
         stop_tx.send(()).unwrap();
         card_task.await.unwrap();
         let mut rest = Vec::new();
-        assert_eq!(vpcd.read_to_end(&mut rest).await.unwrap(), 0, "the card closes its link on shutdown");
+        assert_eq!(
+            vpcd.read_to_end(&mut rest).await.unwrap(),
+            0,
+            "the card closes its link on shutdown"
+        );
     }
 
     #[test]
     fn endpoint_parsing() {
         assert_eq!(
             "127.0.0.1:35963".parse::<Endpoint>(),
-            Ok(Endpoint { host: "127.0.0.1".into(), port: 35963 })
+            Ok(Endpoint {
+                host: "127.0.0.1".into(),
+                port: 35963
+            })
         );
         assert_eq!("[::1]:35964".parse::<Endpoint>().unwrap().host, "::1");
         assert!("localhost".parse::<Endpoint>().is_err());

@@ -36,7 +36,11 @@ impl Card {
 
     /// SELECT by AID: our application answers its FCI/FCP with tag 85 and drops all security
     /// status; other applications are not on this card.
-    pub(super) fn select_application(&mut self, aid: &[u8], answer: SelectAnswer) -> Result<Response, Status> {
+    pub(super) fn select_application(
+        &mut self,
+        aid: &[u8],
+        answer: SelectAnswer,
+    ) -> Result<Response, Status> {
         if aid != AID {
             return Err(Status::NotFound);
         }
@@ -48,12 +52,20 @@ impl Card {
         let [opt_hi, opt_lo] = options.to_be_bytes();
         // 82 01 78: a shareable DF; 85: options, card type, version.
         let mut content = vec![0x82, 0x01, 0x78];
-        tlv::write(&mut content, 0x85, &[opt_hi, opt_lo, CARD_TYPE, VERSION.0, VERSION.1]);
+        tlv::write(
+            &mut content,
+            0x85,
+            &[opt_hi, opt_lo, CARD_TYPE, VERSION.0, VERSION.1],
+        );
         Ok(template(answer, &content))
     }
 
     /// SELECT by FID: an EF (or a key, shown as an empty working EF) becomes the current EF.
-    pub(super) fn select_file(&mut self, fid: u16, answer: SelectAnswer) -> Result<Response, Status> {
+    pub(super) fn select_file(
+        &mut self,
+        fid: u16,
+        answer: SelectAnswer,
+    ) -> Result<Response, Status> {
         let size = match self.state.files.get(&fid) {
             Some(file) => file.data.len(),
             None if self.is_key(fid) => 0,
@@ -63,7 +75,12 @@ impl Card {
         Ok(template(answer, &files::ef_control_parameters(fid, size)))
     }
 
-    pub(super) fn read_binary(&mut self, target: Target, offset: usize, max: usize) -> Result<Response, Status> {
+    pub(super) fn read_binary(
+        &mut self,
+        target: Target,
+        offset: usize,
+        max: usize,
+    ) -> Result<Response, Status> {
         let fid = self.resolve(target)?;
         if !self.state.files.contains_key(&fid) && !self.is_key(fid) {
             return Err(Status::NotFound);
@@ -85,7 +102,12 @@ impl Card {
     }
 
     /// UPDATE BINARY with odd INS: writes at `offset`, creating the file if needed.
-    pub(super) fn update_binary(&mut self, target: Target, offset: usize, data: &[u8]) -> Result<Response, Status> {
+    pub(super) fn update_binary(
+        &mut self,
+        target: Target,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<Response, Status> {
         let fid = self.resolve(target)?;
         if !files::is_valid_fid(fid) {
             return Err(Status::IncorrectP1P2);
@@ -132,8 +154,12 @@ impl Card {
 
     /// The FIDs of all files in creation order, then all keys.
     pub(super) fn enumerate_objects(&self) -> Response {
-        let mut by_creation: Vec<(u64, u16)> =
-            self.state.files.iter().map(|(fid, f)| (f.seq, *fid)).collect();
+        let mut by_creation: Vec<(u64, u16)> = self
+            .state
+            .files
+            .iter()
+            .map(|(fid, f)| (f.seq, *fid))
+            .collect();
         by_creation.sort_unstable();
         let mut out = Vec::with_capacity(2 * (by_creation.len() + self.state.keys.len()));
         for (_, fid) in by_creation {

@@ -7,7 +7,9 @@ use crate::card::Card;
 use crate::dkek::Dkek;
 use crate::files::EF_DEVICE_CERTIFICATES;
 use crate::keystore::DEVICE_KEY_ID;
-use crate::pin::{PinRecord, PinRef, DEFAULT_USER_PIN_TRIES, SO_PIN_LENGTH, SO_PIN_TRIES, USER_PIN_LENGTHS};
+use crate::pin::{
+    PinRecord, PinRef, DEFAULT_USER_PIN_TRIES, SO_PIN_LENGTH, SO_PIN_TRIES, USER_PIN_LENGTHS,
+};
 use crate::state::{Change, Config, OPTION_RESET_RETRY_COUNTER};
 use crate::status::Status;
 use crate::tlv;
@@ -39,7 +41,7 @@ impl<'a> InitParams<'a> {
                 // Public-key authentication (93) is not offered by this card.
                 (0x93, _) => return Err(Status::FunctionNotSupported),
                 // Biometric server AIDs (95, 96) and key domains (97) are accepted and unused.
-                (0x95 | 0x96 | 0x97, _) => {}
+                (0x95..=0x97, _) => {}
                 _ => return Err(Status::IncorrectData),
             }
         }

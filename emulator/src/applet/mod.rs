@@ -13,7 +13,9 @@ use crate::status::Status;
 use crate::tlv;
 
 /// The application identifier `E8 2B 06 01 04 01 81 C3 1F 02 01`.
-pub const AID: [u8; 11] = [0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01];
+pub const AID: [u8; 11] = [
+    0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
+];
 
 /// Version the emulated card reports: a current "SmartCard-HSM 4K".
 pub const VERSION: (u8, u8) = (4, 0);
@@ -66,20 +68,48 @@ pub(crate) enum Unblock<'a> {
 /// One command of the application, syntax checked.
 #[derive(Debug)]
 pub(crate) enum Request<'a> {
-    SelectApplication { aid: &'a [u8], answer: SelectAnswer },
-    SelectFile { fid: u16, answer: SelectAnswer },
-    ReadBinary { target: Target, offset: usize, max: usize },
-    UpdateBinary { target: Target, offset: usize, data: &'a [u8] },
-    DeleteFile { fid: u16 },
+    SelectApplication {
+        aid: &'a [u8],
+        answer: SelectAnswer,
+    },
+    SelectFile {
+        fid: u16,
+        answer: SelectAnswer,
+    },
+    ReadBinary {
+        target: Target,
+        offset: usize,
+        max: usize,
+    },
+    UpdateBinary {
+        target: Target,
+        offset: usize,
+        data: &'a [u8],
+    },
+    DeleteFile {
+        fid: u16,
+    },
     EnumerateObjects,
-    Verify { pin: PinRef, value: Option<&'a [u8]> },
+    Verify {
+        pin: PinRef,
+        value: Option<&'a [u8]>,
+    },
     /// VERIFY of a reference the card does not have (`85`, `86`, ...).
     VerifyUnknownReference,
-    ChangeReferenceData { pin: PinRef, data: &'a [u8] },
+    ChangeReferenceData {
+        pin: PinRef,
+        data: &'a [u8],
+    },
     ResetRetryCounter(Unblock<'a>),
-    InitializeDevice { data: &'a [u8] },
-    ImportDkekShare { share: Option<&'a [u8]> },
-    GetChallenge { len: usize },
+    InitializeDevice {
+        data: &'a [u8],
+    },
+    ImportDkekShare {
+        share: Option<&'a [u8]>,
+    },
+    GetChallenge {
+        len: usize,
+    },
 }
 
 /// A short name for logs and traces.
@@ -141,9 +171,10 @@ fn target(command: &Command) -> Target {
 /// Reads the `54 02 <offset>` TLV that odd-INS READ/UPDATE BINARY start with.
 fn offset_tlv(data: &[u8]) -> Result<(usize, &[u8]), Status> {
     match tlv::read(data) {
-        Some((t, rest)) if t.tag == 0x54 && t.value.len() == 2 => {
-            Ok((usize::from(u16::from_be_bytes([t.value[0], t.value[1]])), rest))
-        }
+        Some((t, rest)) if t.tag == 0x54 && t.value.len() == 2 => Ok((
+            usize::from(u16::from_be_bytes([t.value[0], t.value[1]])),
+            rest,
+        )),
         _ => Err(Status::IncorrectData),
     }
 }
@@ -244,10 +275,15 @@ impl<'a> Request<'a> {
                 match command.p1 {
                     0x00 if data.len() > so_len => {
                         let (so_pin, new_pin) = data.split_at(so_len);
-                        Ok(Request::ResetRetryCounter(Unblock::WithNewPin { so_pin, new_pin }))
+                        Ok(Request::ResetRetryCounter(Unblock::WithNewPin {
+                            so_pin,
+                            new_pin,
+                        }))
                     }
                     0x01 if data.len() == so_len => {
-                        Ok(Request::ResetRetryCounter(Unblock::CounterOnly { so_pin: data }))
+                        Ok(Request::ResetRetryCounter(Unblock::CounterOnly {
+                            so_pin: data,
+                        }))
                     }
                     0x00 | 0x01 => Err(Status::WrongLength),
                     _ => Err(Status::IncorrectP1P2),

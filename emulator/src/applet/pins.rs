@@ -37,7 +37,11 @@ impl Card {
     ///
     /// Returns the record with its counter reset when right (not yet committed, so the caller
     /// can commit it with its own changes); `63Cx`/`6983` when wrong or blocked.
-    pub(super) fn check_pin(&mut self, which: PinRef, candidate: &[u8]) -> Result<PinRecord, Status> {
+    pub(super) fn check_pin(
+        &mut self,
+        which: PinRef,
+        candidate: &[u8],
+    ) -> Result<PinRecord, Status> {
         let record = self.pin_record(which)?;
         if record.is_blocked() {
             return Err(Status::AuthenticationBlocked);
@@ -52,7 +56,11 @@ impl Card {
         }
     }
 
-    pub(super) fn verify(&mut self, which: PinRef, value: Option<&[u8]>) -> Result<Response, Status> {
+    pub(super) fn verify(
+        &mut self,
+        which: PinRef,
+        value: Option<&[u8]>,
+    ) -> Result<Response, Status> {
         let record = self.pin_record(which)?;
         let Some(candidate) = value else {
             // Status query.
@@ -78,7 +86,11 @@ impl Card {
     /// CHANGE REFERENCE DATA: old ‖ new. The user PIN splits at the stored PIN's length and
     /// the new PIN may have any length in 6..=16 (a change of length is allowed, unlike on
     /// version 1.2 cards); the SO-PIN is 8 ‖ 8 bytes.
-    pub(super) fn change_reference_data(&mut self, which: PinRef, data: &[u8]) -> Result<Response, Status> {
+    pub(super) fn change_reference_data(
+        &mut self,
+        which: PinRef,
+        data: &[u8],
+    ) -> Result<Response, Status> {
         let record = self.pin_record(which)?;
         let split = record.len();
         if data.len() <= split {

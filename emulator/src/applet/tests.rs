@@ -17,7 +17,8 @@ fn card() -> Card {
 
 /// Sends `apdu` (hex) and returns (data, SW) as hex.
 fn send(card: &mut Card, apdu: &str) -> (String, String) {
-    let apdu = hex::decode(&apdu.replace(' ', "")).unwrap_or_else(|| panic!("bad hex in test: {apdu}"));
+    let apdu =
+        hex::decode(&apdu.replace(' ', "")).unwrap_or_else(|| panic!("bad hex in test: {apdu}"));
     let response = card.transmit(&apdu);
     let (data, sw) = response.split_at(response.len() - 2);
     (hex::encode(data), hex::encode(sw))
@@ -60,12 +61,18 @@ fn update(fid: &str, offset: u16, data: &[u8]) -> String {
 #[test]
 fn select_application_answers_fci_fcp_or_nothing() {
     let mut c = card();
-    assert_eq!(send(&mut c, SELECT_AID), ("6F0A8201788505000002 0400".replace(' ', ""), "9000".into()));
+    assert_eq!(
+        send(&mut c, SELECT_AID),
+        ("6F0A8201788505000002 0400".replace(' ', ""), "9000".into())
+    );
     assert_eq!(
         send(&mut c, "00A404040BE82B0601040181C31F020100"),
         ("620A82017885050000020400".into(), "9000".into())
     );
-    assert_eq!(send(&mut c, "00A4040C0BE82B0601040181C31F0201"), ("".into(), "9000".into()));
+    assert_eq!(
+        send(&mut c, "00A4040C0BE82B0601040181C31F0201"),
+        ("".into(), "9000".into())
+    );
     assert_eq!(sw(&mut c, "00A404010BE82B0601040181C31F020100"), "6A86");
 }
 
@@ -134,12 +141,18 @@ fn device_certificate_selects_with_its_size_and_reads_whole() {
     let (fci, status) = send(&mut c, "00A40000022F0200");
     assert_eq!(status, "9000");
     let size = c.state().files[&0x2F02].data.len();
-    assert_eq!(fci, format!("6F0B8002{size:04X}820101 83022F02").replace(' ', ""));
+    assert_eq!(
+        fci,
+        format!("6F0B8002{size:04X}820101 83022F02").replace(' ', "")
+    );
     // Read in 255-byte chunks like OpenSC over vpcd; the last one ends with 6282.
     let mut content = String::new();
     let mut offset = 0usize;
     loop {
-        let (data, status) = send(&mut c, &format!("00B1000004 5402{offset:04X} FF").replace(' ', ""));
+        let (data, status) = send(
+            &mut c,
+            &format!("00B1000004 5402{offset:04X} FF").replace(' ', ""),
+        );
         content.push_str(&data);
         offset += data.len() / 2;
         if status == "6282" {
@@ -147,7 +160,10 @@ fn device_certificate_selects_with_its_size_and_reads_whole() {
         }
         assert_eq!(status, "9000");
     }
-    assert_eq!(hex::decode(&content).unwrap(), c.state().files[&0x2F02].data);
+    assert_eq!(
+        hex::decode(&content).unwrap(),
+        c.state().files[&0x2F02].data
+    );
 }
 
 #[test]
@@ -155,12 +171,27 @@ fn read_binary_bounds() {
     let mut c = logged_in();
     assert_eq!(sw(&mut c, &update("CF01", 0, b"0123456789")), "9000");
     // Exactly to the end: 9000; past it: data and 6282; at or beyond EOF: no data, 6282.
-    assert_eq!(send(&mut c, "00B1CF010454020000 0A"), (hex::encode(b"0123456789"), "9000".into()));
-    assert_eq!(send(&mut c, "00B1CF0104540200080A"), (hex::encode(b"89"), "6282".into()));
-    assert_eq!(send(&mut c, "00B1CF01045402000A0A"), ("".into(), "6282".into()));
-    assert_eq!(send(&mut c, "00B1CF0104540201000A"), ("".into(), "6282".into()));
+    assert_eq!(
+        send(&mut c, "00B1CF010454020000 0A"),
+        (hex::encode(b"0123456789"), "9000".into())
+    );
+    assert_eq!(
+        send(&mut c, "00B1CF0104540200080A"),
+        (hex::encode(b"89"), "6282".into())
+    );
+    assert_eq!(
+        send(&mut c, "00B1CF01045402000A0A"),
+        ("".into(), "6282".into())
+    );
+    assert_eq!(
+        send(&mut c, "00B1CF0104540201000A"),
+        ("".into(), "6282".into())
+    );
     // Plain B0 on the current EF.
-    assert_eq!(send(&mut c, "00B0000304"), (hex::encode(b"3456"), "9000".into()));
+    assert_eq!(
+        send(&mut c, "00B0000304"),
+        (hex::encode(b"3456"), "9000".into())
+    );
     assert_eq!(sw(&mut c, "00B0810004"), "6A86");
     assert_eq!(sw(&mut c, "00B1CF01035402000A"), "6A80");
     assert_eq!(sw(&mut c, "00B1CF0104530200000A"), "6A80");
@@ -187,7 +218,13 @@ fn update_binary_creates_extends_and_guards() {
     assert_eq!(sw(&mut c, &update("2F02", 0, b"x")), "6982");
     assert_eq!(sw(&mut c, &update("CC01", 0, b"x")), "6982");
     assert_eq!(sw(&mut c, &update("FFFF", 0, b"x")), "6A86");
-    assert_eq!(sw(&mut c, &update("CF02", 0, &vec![0; crate::files::MAX_FILE_SIZE + 1])), "6A84");
+    assert_eq!(
+        sw(
+            &mut c,
+            &update("CF02", 0, &vec![0; crate::files::MAX_FILE_SIZE + 1])
+        ),
+        "6A84"
+    );
     assert!(!c.state().files.contains_key(&0xCF02));
     // 0000 writes the current EF.
     assert_eq!(sw(&mut c, &update("0000", 6, b"g")), "9000");
@@ -199,12 +236,21 @@ fn update_binary_creates_extends_and_guards() {
 fn private_data_needs_the_pin_and_keys_are_never_readable() {
     let mut c = logged_in();
     assert_eq!(sw(&mut c, &update("CD01", 0, b"secret")), "9000");
-    assert_eq!(send(&mut c, "00B1CD01045402000000"), (hex::encode(b"secret"), "6282".into()));
+    assert_eq!(
+        send(&mut c, "00B1CD01045402000000"),
+        (hex::encode(b"secret"), "6282".into())
+    );
     assert_eq!(send(&mut c, "00B1CD010454020000 06").1, "9000");
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     assert_eq!(sw(&mut c, "00B1CD01045402000006"), "6982");
     // The device key selects as an empty EF, reads as 6982.
-    assert_eq!(send(&mut c, "00A4000002CC0000"), ("6F0B80020000820101 8302CC00".replace(' ', ""), "9000".into()));
+    assert_eq!(
+        send(&mut c, "00A4000002CC0000"),
+        (
+            "6F0B80020000820101 8302CC00".replace(' ', ""),
+            "9000".into()
+        )
+    );
     assert_eq!(sw(&mut c, "00B1CC00045402000010"), "6982");
     assert_eq!(sw(&mut c, "00A4000002CC0100"), "6A82");
 }
@@ -235,7 +281,10 @@ fn delete_file_rules() {
 #[test]
 fn enumerate_lists_files_in_creation_order_then_keys() {
     let mut c = logged_in();
-    assert_eq!(send(&mut c, "80580000000000"), ("2F02CC00".into(), "9000".into()));
+    assert_eq!(
+        send(&mut c, "80580000000000"),
+        ("2F02CC00".into(), "9000".into())
+    );
     for fid in ["2F03", "C901", "CD01", "C401"] {
         assert_eq!(sw(&mut c, &update(fid, 0, b"x")), "9000");
     }
@@ -262,7 +311,10 @@ fn verify_status_and_attempts() {
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     assert_eq!(sw(&mut c, "00200081"), "63C3");
     assert_eq!(sw(&mut c, "00200181"), "6A86");
-    assert_eq!(sw(&mut c, "002000811131313131313131313131313131313131"), "6700");
+    assert_eq!(
+        sw(&mut c, "002000811131313131313131313131313131313131"),
+        "6700"
+    );
     assert_eq!(sw(&mut c, &format!("0020008808{SO_PIN}")), "9000");
     assert_eq!(sw(&mut c, "00200088"), "9000");
     assert_eq!(sw(&mut c, "002000880631323334 3536"), "63CE");
@@ -285,7 +337,10 @@ fn change_reference_data_user_and_so() {
     // Wrong old PIN costs a try.
     assert_eq!(sw(&mut c, "002400810C313131313131 313233343536"), "63C2");
     // New PIN of another length is allowed (6..=16).
-    assert_eq!(sw(&mut c, &format!("002400810E{USER_PIN}3132333435363738")), "9000");
+    assert_eq!(
+        sw(&mut c, &format!("002400810E{USER_PIN}3132333435363738")),
+        "9000"
+    );
     assert_eq!(sw(&mut c, "00200081"), "9000");
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     assert_eq!(sw(&mut c, "002000810831323334353637 38"), "9000");
@@ -293,8 +348,14 @@ fn change_reference_data_user_and_so() {
     assert_eq!(sw(&mut c, "002400810A31323334353637383132"), "6700");
     assert_eq!(sw(&mut c, "002400810831323334353637 38"), "6700");
     // SO-PIN: 8 ‖ 8 bytes.
-    assert_eq!(sw(&mut c, &format!("0024008810{SO_PIN}3132333435363738")), "9000");
-    assert_eq!(sw(&mut c, &format!("0024008810{SO_PIN}3132333435363738")), "63CE");
+    assert_eq!(
+        sw(&mut c, &format!("0024008810{SO_PIN}3132333435363738")),
+        "9000"
+    );
+    assert_eq!(
+        sw(&mut c, &format!("0024008810{SO_PIN}3132333435363738")),
+        "63CE"
+    );
     assert_eq!(sw(&mut c, "00240088083132333435363738"), "6700");
     assert_eq!(sw(&mut c, "002400850A31323334353637383132"), "6A88");
     assert_eq!(sw(&mut c, "002401810A31323334353637383132"), "6A86");
@@ -308,8 +369,14 @@ fn reset_retry_counter_unblocks_with_the_so_pin() {
     }
     assert_eq!(sw(&mut c, "00200081"), "6983");
     // Wrong SO-PIN costs an SO try.
-    assert_eq!(sw(&mut c, "002C00810E3131313131313131 313233343536"), "63CE");
-    assert_eq!(sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")), "9000");
+    assert_eq!(
+        sw(&mut c, "002C00810E3131313131313131 313233343536"),
+        "63CE"
+    );
+    assert_eq!(
+        sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")),
+        "9000"
+    );
     assert_eq!(sw(&mut c, "00200088"), "63CF");
     assert_eq!(sw(&mut c, "00200081"), "63C3");
     assert_eq!(sw(&mut c, "0020008106313233343536"), "9000");
@@ -319,7 +386,10 @@ fn reset_retry_counter_unblocks_with_the_so_pin() {
     }
     assert_eq!(sw(&mut c, &format!("002C018108{SO_PIN}")), "9000");
     assert_eq!(sw(&mut c, "0020008106313233343536"), "9000");
-    assert_eq!(sw(&mut c, &format!("002C02810 8{SO_PIN}").replace(' ', "")), "6A86");
+    assert_eq!(
+        sw(&mut c, &format!("002C02810 8{SO_PIN}").replace(' ', "")),
+        "6A86"
+    );
     assert_eq!(sw(&mut c, &format!("002C008208{SO_PIN}")), "6A86");
     assert_eq!(sw(&mut c, &format!("002C008108{SO_PIN}")), "6700");
     assert_eq!(sw(&mut c, &format!("002C00810B{SO_PIN}313233")), "6700");
@@ -330,14 +400,20 @@ fn reset_retry_counter_refused_when_option_is_off() {
     let mut c = selected();
     let init = INIT.replace(' ', "").replace("80020001", "80020000");
     assert_eq!(sw(&mut c, &init), "9000");
-    assert_eq!(sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")), "6986");
+    assert_eq!(
+        sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")),
+        "6986"
+    );
     assert_eq!(sw(&mut c, "00200088"), "63CF");
 }
 
 #[test]
 fn reset_retry_counter_on_blank_card() {
     let mut c = selected();
-    assert_eq!(sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")), "6A88");
+    assert_eq!(
+        sw(&mut c, &format!("002C00810E{SO_PIN}313233343536")),
+        "6A88"
+    );
 }
 
 #[test]
@@ -384,7 +460,10 @@ fn initialize_rejects_bad_parameters() {
     }
     let pka = "80020001810631323334353682083132333435363738930201 01";
     let pka = pka.replace(' ', "");
-    assert_eq!(sw(&mut c, &format!("80500000{:02X}{pka}", pka.len() / 2)), "6A81");
+    assert_eq!(
+        sw(&mut c, &format!("80500000{:02X}{pka}", pka.len() / 2)),
+        "6A81"
+    );
     assert_eq!(sw(&mut c, "00200088"), "6A88");
 }
 
@@ -396,10 +475,16 @@ fn dkek_share_import_and_status() {
         format!("80500000{:02X}{data}", data.len() / 2)
     };
     assert_eq!(sw(&mut c, &with_shares(2)), "9000");
-    assert_eq!(send(&mut c, "8052000000"), ("02020000000000000000".into(), "9000".into()));
+    assert_eq!(
+        send(&mut c, "8052000000"),
+        ("02020000000000000000".into(), "9000".into())
+    );
     let share_a = "11".repeat(32);
     let share_b = "22".repeat(32);
-    assert_eq!(send(&mut c, &format!("8052000020{share_a}00")).0, "02010000000000000000");
+    assert_eq!(
+        send(&mut c, &format!("8052000020{share_a}00")).0,
+        "02010000000000000000"
+    );
     let (answer, status) = send(&mut c, &format!("8052000020{share_b}00"));
     assert_eq!(status, "9000");
     let kcv = crate::dkek::kcv(&[0x33; 32]);
