@@ -6,6 +6,8 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -54,8 +56,15 @@ pub trait Store: Send {
 #[derive(Default)]
 pub struct MemoryStore {
     records: Records,
-    /// When set, every commit fails (to test that a failed commit changes nothing).
-    pub fail_commits: bool,
+    fail_commits: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    /// A switch that, while set, makes every commit fail (to test that a failed commit
+    /// changes nothing). It stays usable after the store moved into a card.
+    pub fn failure_switch(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.fail_commits)
+    }
 }
 
 impl Store for MemoryStore {
@@ -64,7 +73,7 @@ impl Store for MemoryStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
-        if self.fail_commits {
+        if self.fail_commits.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected commit failure".into()));
         }
         for change in changes {

@@ -571,16 +571,34 @@ fn command_chaining_joins_data() {
 }
 
 #[test]
-fn failed_commit_changes_nothing() {
-    let mut store = MemoryStore::default();
-    store.fail_commits = false;
+fn failed_commit_answers_6581_and_changes_nothing() {
+    let store = MemoryStore::default();
+    let fail = store.failure_switch();
     let mut c = Card::open(Box::new(store)).unwrap();
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     assert_eq!(sw(&mut c, INIT), "9000");
-    let mut failing = MemoryStore::default();
-    failing.fail_commits = true;
-    // A card whose every commit fails cannot even be manufactured.
-    assert!(Card::open(Box::new(failing)).is_err());
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    // A wrong PIN whose try cannot be recorded is not even compared.
+    assert_eq!(sw(&mut c, "0020008106313131313131"), "6581");
+    assert_eq!(sw(&mut c, &format!("0020008106{USER_PIN}")), "6581");
+    assert_eq!(c.state().user_pin.as_ref().unwrap().tries_left, 3);
+    assert_eq!(sw(&mut c, &update("CF01", 0, b"lost")), "6581");
+    assert!(!c.state().files.contains_key(&0xCF01));
+    assert_eq!(sw(&mut c, INIT), "6581");
+    assert_eq!(c.state().so_pin.as_ref().unwrap().tries_left, 15);
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sw(&mut c, &format!("0020008106{USER_PIN}")), "9000");
+    assert_eq!(sw(&mut c, &update("CF01", 0, b"kept")), "9000");
+    assert_eq!(c.state().files[&0xCF01].data, b"kept");
+}
+
+#[test]
+fn a_store_that_cannot_commit_cannot_make_a_card() {
+    let store = MemoryStore::default();
+    store
+        .failure_switch()
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(Card::open(Box::new(store)).is_err());
 }
 
 #[test]
