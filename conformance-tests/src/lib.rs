@@ -383,3 +383,27 @@ pub fn initialize(sandbox: &Sandbox, label: Option<&str>) -> String {
     assert!(!out.contains("failed"), "initialize failed:\n{out}");
     out
 }
+
+/// Runs the OpenSSL CLI, asserts success, and returns its output.
+pub fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    let text = text(&out);
+    assert!(out.status.success(), "openssl {args:?} failed:\n{text}");
+    text
+}
+
+/// Whether `openssl args` succeeds (for checks that must fail too).
+pub fn openssl_succeeds(args: &[&str]) -> bool {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A path inside `dir` as a `String` argument.
+pub fn arg(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().expect("UTF-8 path").to_string()
+}

@@ -1,8 +1,13 @@
 //! Card-verifiable certificates (BSI TR-03110) as the SmartCard-HSM uses them: the device
 //! certificate chain in `2F02` and, in a later issue, the CV requests GENERATE returns.
 
+use crate::ec::Domain;
+use crate::hash::Hash;
 use crate::tlv;
 
+/// id-TA-RSA-v1-5-SHA-256 (0.4.0.127.0.7.2.2.2.1.2).
+pub const OID_TA_RSA_V15_SHA256: &[u8] =
+    &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x01, 0x02];
 /// id-TA-ECDSA-SHA-256 (0.4.0.127.0.7.2.2.2.2.3).
 pub const OID_TA_ECDSA_SHA256: &[u8] =
     &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
@@ -25,19 +30,9 @@ pub mod tag {
     pub const SIGNATURE: u16 = 0x5F37;
 }
 
-/// Explicit EC domain parameters, in the order CV public keys carry them.
-pub struct DomainParameters<'a> {
-    pub prime: &'a [u8],
-    pub a: &'a [u8],
-    pub b: &'a [u8],
-    pub generator: &'a [u8],
-    pub order: &'a [u8],
-    pub cofactor: &'a [u8],
-}
-
 /// The `7F49` public key of an EC key: OID, optionally the domain parameters, and the point.
-pub fn ec_public_key(point: &[u8], domain: Option<&DomainParameters<'_>>) -> Vec<u8> {
-    let mut inner = tlv::encode(0x06, OID_TA_ECDSA_SHA256);
+pub fn ec_public_key(oid: &[u8], point: &[u8], domain: Option<&Domain>) -> Vec<u8> {
+    let mut inner = tlv::encode(0x06, oid);
     if let Some(d) = domain {
         tlv::write(&mut inner, 0x81, d.prime);
         tlv::write(&mut inner, 0x82, d.a);
@@ -50,6 +45,77 @@ pub fn ec_public_key(point: &[u8], domain: Option<&DomainParameters<'_>>) -> Vec
         tlv::write(&mut inner, 0x86, point);
     }
     tlv::encode(tag::PUBLIC_KEY, &inner)
+}
+
+/// The `7F49` public key of an RSA key: OID, modulus, public exponent.
+pub fn rsa_public_key(oid: &[u8], modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
+    let mut inner = tlv::encode(0x06, oid);
+    tlv::write(&mut inner, 0x81, modulus);
+    tlv::write(&mut inner, 0x82, exponent);
+    tlv::encode(tag::PUBLIC_KEY, &inner)
+}
+
+/// The signature algorithm a TR-03110 terminal-authentication OID names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaAlgorithm {
+    RsaPkcs1(Hash),
+    RsaPss(Hash),
+    Ecdsa(Hash),
+}
+
+impl TaAlgorithm {
+    /// Decodes `04 00 7F 00 07 02 02 02 <family> <variant>`.
+    pub fn from_oid(oid: &[u8]) -> Option<TaAlgorithm> {
+        let [0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, family, variant] = oid else {
+            return None;
+        };
+        match (family, variant) {
+            (1, 1) => Some(TaAlgorithm::RsaPkcs1(Hash::Sha1)),
+            (1, 2) => Some(TaAlgorithm::RsaPkcs1(Hash::Sha256)),
+            (1, 3) => Some(TaAlgorithm::RsaPss(Hash::Sha1)),
+            (1, 4) => Some(TaAlgorithm::RsaPss(Hash::Sha256)),
+            (1, 5) => Some(TaAlgorithm::RsaPkcs1(Hash::Sha512)),
+            (1, 6) => Some(TaAlgorithm::RsaPss(Hash::Sha512)),
+            (2, n @ 1..=5) => Hash::from_nibble(*n).map(TaAlgorithm::Ecdsa),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of a CV certificate request body (`7F4E`) as GENERATE echoes them.
+pub struct RequestBody<'a> {
+    pub profile: &'a [u8],
+    pub car: Option<&'a [u8]>,
+    /// The complete `7F49` TLV.
+    pub public_key: &'a [u8],
+    pub chr: &'a [u8],
+}
+
+impl RequestBody<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut inner = tlv::encode(tag::PROFILE, self.profile);
+        if let Some(car) = self.car {
+            tlv::write(&mut inner, tag::CAR, car);
+        }
+        inner.extend_from_slice(self.public_key);
+        tlv::write(&mut inner, tag::CHR, self.chr);
+        tlv::encode(tag::BODY, &inner)
+    }
+}
+
+/// An authenticated request `67 { 7F21 { body, 5F37 inner }, 42 outer CAR, 5F37 outer }`; the
+/// outer signature covers the `7F21` TLV followed by the `42` TLV.
+pub fn authenticated_request(
+    body_tlv: &[u8],
+    inner_signature: &[u8],
+    outer_car: &[u8],
+    outer_sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut signed = certificate(body_tlv, inner_signature);
+    tlv::write(&mut signed, tag::CAR, outer_car);
+    let outer = outer_sign(&signed);
+    tlv::write(&mut signed, tag::SIGNATURE, &outer);
+    tlv::encode(0x67, &signed)
 }
 
 /// The certificate body fields this card issues.

@@ -4,8 +4,9 @@
 //! The chain has the structure of a real card's (root CA → device issuer CA → device), under
 //! a root made for this card alone: root and issuer keys are discarded once they have signed.
 
-use crate::cvc::{self, Body, DomainParameters};
-use crate::keystore::{Curve, KeyRecord};
+use crate::cvc::{self, Body, OID_TA_ECDSA_SHA256};
+use crate::ec::Curve;
+use crate::keystore::KeyRecord;
 use crate::rng::CardRng;
 use crate::state::Identity;
 
@@ -20,46 +21,8 @@ pub struct Manufactured {
 /// Country code and mnemonic of every name this emulator issues ("ZZ" is user-assigned).
 const NAME_PREFIX: &str = "ZZEM";
 
-/// brainpoolP256r1 (RFC 5639), the curve of real device keys.
-const BRAINPOOL_P256R1: DomainParameters<'static> = DomainParameters {
-    prime: &hex32(b"A9FB57DBA1EEA9BC3E660A909D838D726E3BF623D52620282013481D1F6E5377"),
-    a: &hex32(b"7D5A0975FC2C3057EEF67530417AFFE7FB8055C126DC5C6CE94A4B44F330B5D9"),
-    b: &hex32(b"26DC5C6CE94A4B44F330B5D9BBD77CBF958416295CF7E1CE6BCCDC18FF8C07B6"),
-    generator: &GENERATOR,
-    order: &hex32(b"A9FB57DBA1EEA9BC3E660A909D838D718C397AA3B561A6F7901E0E82974856A7"),
-    cofactor: &[0x01],
-};
-
-const GENERATOR: [u8; 65] = {
-    let x = hex32(b"8BD2AEB9CB7E57CB2C4B482FFC81B7AFB9DE27E1E3BD23C23A4453BD9ACE3262");
-    let y = hex32(b"547EF835C3DAC4FD97F8461A14611DC9C27745132DED8E545C1D54C72F046997");
-    let mut out = [0u8; 65];
-    out[0] = 0x04;
-    let mut i = 0;
-    while i < 32 {
-        out[1 + i] = x[i];
-        out[33 + i] = y[i];
-        i += 1;
-    }
-    out
-};
-
-const fn hex32(text: &[u8; 64]) -> [u8; 32] {
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => panic!("not an uppercase hex digit"),
-        }
-    }
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = (nibble(text[2 * i]) << 4) | nibble(text[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
+/// The curve of real device keys.
+const DEVICE_CURVE: Curve = Curve::BrainpoolP256r1;
 
 /// Makes a new card identity.
 pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
@@ -75,9 +38,9 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
     let root_expiry = cvc::date_digits(y + 20, m, d.min(28));
     let device_expiry = cvc::date_digits(y + 15, m, d.min(28));
 
-    let root_key = KeyRecord::generate_ec(Curve::BrainpoolP256r1, rng);
-    let issuer_key = KeyRecord::generate_ec(Curve::BrainpoolP256r1, rng);
-    let device_key = KeyRecord::generate_ec(Curve::BrainpoolP256r1, rng);
+    let root_key = KeyRecord::generate_ec(DEVICE_CURVE, rng);
+    let issuer_key = KeyRecord::generate_ec(DEVICE_CURVE, rng);
+    let device_key = KeyRecord::generate_ec(DEVICE_CURVE, rng);
 
     let sign = |signer: &KeyRecord, body: &[u8]| {
         let signature = signer
@@ -92,7 +55,11 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
 
     let root_body = Body {
         car: &root_chr,
-        public_key: &cvc::ec_public_key(&point(&root_key), Some(&BRAINPOOL_P256R1)),
+        public_key: &cvc::ec_public_key(
+            OID_TA_ECDSA_SHA256,
+            &point(&root_key),
+            Some(&DEVICE_CURVE.domain()),
+        ),
         chr: &root_chr,
         role: 0xC0,
         effective,
@@ -103,7 +70,7 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
 
     let issuer_body = Body {
         car: &root_chr,
-        public_key: &cvc::ec_public_key(&point(&issuer_key), None),
+        public_key: &cvc::ec_public_key(OID_TA_ECDSA_SHA256, &point(&issuer_key), None),
         chr: &issuer_chr,
         role: 0x80,
         effective,
@@ -114,7 +81,7 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
 
     let device_body = Body {
         car: &issuer_chr,
-        public_key: &cvc::ec_public_key(&point(&device_key), None),
+        public_key: &cvc::ec_public_key(OID_TA_ECDSA_SHA256, &point(&device_key), None),
         chr: &device_chr,
         role: 0x00,
         effective,
@@ -171,7 +138,7 @@ mod tests {
         let root =
             include_bytes!("../../fixtures/real-card/cardcontact-root-DESRCACC100001.cvcert");
         let (cert, _) = cvc::decode(root).unwrap();
-        let p = BRAINPOOL_P256R1;
+        let p = DEVICE_CURVE.domain();
         for (tag, value) in [
             (0x81, p.prime),
             (0x82, p.a),

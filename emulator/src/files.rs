@@ -14,6 +14,8 @@ pub mod prefix {
     pub const KEY: u8 = 0xCC;
     /// Private data object, readable after user PIN verification only.
     pub const PRIVATE_DATA: u8 = 0xCD;
+    /// Certificate or CV request of the key with the same id.
+    pub const CERTIFICATE: u8 = 0xCE;
 }
 
 /// Who may do something with a file.

@@ -1,133 +1,266 @@
-//! Private keys held by the card (`CCxx`). Key material never leaves this module except as a
-//! signature (and, in a later issue, a DKEK-wrapped blob); it is wiped when dropped.
+//! Private keys held by the card (`CCxx`), with the use policy GENERATE gave them.
+//!
+//! Key material never leaves this module except as a signature, a decryption, a shared secret
+//! (and, in a later issue, a DKEK-wrapped blob); it is wiped when dropped. Keys are kept parsed
+//! in memory, so an operation does not decode the key again.
 
-use bp256::r1::BrainpoolP256r1;
-use ecdsa::signature::hazmat::PrehashSigner;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use rsa::BoxedUint;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::rng::CardRng;
+use crate::ec::Curve;
+use crate::rng::{Adapter, CardRng};
+use crate::tlv;
 
 /// Key id of the device authentication key (`CC00`).
 pub const DEVICE_KEY_ID: u8 = 0x00;
 
-/// The elliptic curves the card can hold keys on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Curve {
-    BrainpoolP256r1,
+/// RSA key sizes the card generates: 1024 to 4096 bits in steps of 256.
+pub fn is_supported_rsa_size(bits: usize) -> bool {
+    (1024..=4096).contains(&bits) && bits.is_multiple_of(256)
 }
 
-impl Curve {
-    fn id(self) -> u8 {
-        match self {
-            Curve::BrainpoolP256r1 => 1,
-        }
-    }
-
-    fn from_id(id: u8) -> Option<Curve> {
-        match id {
-            1 => Some(Curve::BrainpoolP256r1),
-            _ => None,
-        }
-    }
-
-    /// Byte length of a field element / scalar.
-    pub fn size(self) -> usize {
-        match self {
-            Curve::BrainpoolP256r1 => 32,
-        }
-    }
-}
-
-/// A private key as the card stores it.
-#[derive(Clone, PartialEq, Eq)]
-pub enum KeyRecord {
+/// The private half of a key.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    Rsa(Box<rsa::PrivateKey>),
     Ec {
         curve: Curve,
         scalar: Zeroizing<Vec<u8>>,
     },
 }
 
+/// What GENERATE's optional tags allow: a usage counter (tag 90), a list of algorithm ids
+/// (tag 91) and a key domain (tag 92).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Uses left; `None` is unlimited.
+    pub uses_left: Option<u32>,
+    /// Algorithm ids the key may be used with; `None` allows every algorithm of its type.
+    pub algorithms: Option<Vec<u8>>,
+    pub domain: Option<u8>,
+}
+
+impl KeyPolicy {
+    pub fn allows(&self, algorithm: u8) -> bool {
+        self.algorithms
+            .as_ref()
+            .is_none_or(|list| list.contains(&algorithm))
+    }
+}
+
+/// A private key as the card stores it.
+#[derive(Clone)]
+pub struct KeyRecord {
+    pub material: KeyMaterial,
+    pub policy: KeyPolicy,
+}
+
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyRecord::Ec { curve, .. } => write!(f, "KeyRecord::Ec({curve:?}, <redacted>)"),
+        match &self.material {
+            KeyMaterial::Rsa(key) => write!(
+                f,
+                "KeyRecord::Rsa({} bits, <redacted>, {:?})",
+                key.size() * 8,
+                self.policy
+            ),
+            KeyMaterial::Ec { curve, .. } => {
+                write!(f, "KeyRecord::Ec({curve:?}, <redacted>, {:?})", self.policy)
+            }
         }
     }
 }
 
-/// A key that cannot be used: the stored bytes do not form a valid key.
+impl PartialEq for KeyRecord {
+    fn eq(&self, other: &KeyRecord) -> bool {
+        *self.encode() == *other.encode()
+    }
+}
+
+impl Eq for KeyRecord {}
+
+/// The stored bytes do not form a usable key, or an operation's input does not fit the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidKey;
 
+/// Stable ids of the curves in the stored format.
+const CURVE_IDS: [(Curve, u8); 12] = [
+    (Curve::BrainpoolP256r1, 1),
+    (Curve::Secp192r1, 2),
+    (Curve::Secp256r1, 3),
+    (Curve::Secp384r1, 4),
+    (Curve::Secp521r1, 5),
+    (Curve::Secp192k1, 6),
+    (Curve::Secp256k1, 7),
+    (Curve::BrainpoolP192r1, 8),
+    (Curve::BrainpoolP224r1, 9),
+    (Curve::BrainpoolP320r1, 10),
+    (Curve::BrainpoolP384r1, 11),
+    (Curve::BrainpoolP512r1, 12),
+];
+
+fn curve_id(curve: Curve) -> u8 {
+    CURVE_IDS
+        .iter()
+        .find(|(c, _)| *c == curve)
+        .map_or(0, |(_, id)| *id)
+}
+
+fn curve_from_id(id: u8) -> Option<Curve> {
+    CURVE_IDS.iter().find(|(_, i)| *i == id).map(|(c, _)| *c)
+}
+
+/// Big-endian bytes of `n` without leading zeros.
+pub fn trimmed(n: &BoxedUint) -> Vec<u8> {
+    n.to_be_bytes_trimmed_vartime().to_vec()
+}
+
+fn boxed(bytes: &[u8]) -> BoxedUint {
+    BoxedUint::from_be_slice_vartime(bytes)
+}
+
+/// Record tags of the stored format.
+mod tag {
+    pub const KIND: u16 = 0x01;
+    pub const RSA_N: u16 = 0x81;
+    pub const RSA_E: u16 = 0x82;
+    pub const RSA_D: u16 = 0x83;
+    pub const RSA_P: u16 = 0x84;
+    pub const RSA_Q: u16 = 0x85;
+    pub const EC_CURVE: u16 = 0x86;
+    pub const EC_SCALAR: u16 = 0x87;
+    pub const USES_LEFT: u16 = 0x90;
+    pub const ALGORITHMS: u16 = 0x91;
+    pub const DOMAIN: u16 = 0x92;
+}
+const KIND_RSA: u8 = 5;
+const KIND_EC: u8 = 12;
+const FORMAT: u8 = 1;
+
 impl KeyRecord {
-    /// Generates a new EC key.
+    /// Generates an EC key.
     pub fn generate_ec(curve: Curve, rng: &mut dyn CardRng) -> KeyRecord {
-        loop {
-            let mut candidate = Zeroizing::new(vec![0u8; curve.size()]);
-            rng.fill_bytes(&mut candidate);
-            let record = KeyRecord::Ec {
+        KeyRecord {
+            material: KeyMaterial::Ec {
                 curve,
-                scalar: candidate,
-            };
-            if record.ec_public_point().is_ok() {
-                return record;
-            }
+                scalar: curve.generate(rng),
+            },
+            policy: KeyPolicy::default(),
         }
+    }
+
+    /// Generates an RSA key of `bits` bits with public exponent `exponent`.
+    pub fn generate_rsa(
+        bits: usize,
+        exponent: &[u8],
+        rng: &mut dyn CardRng,
+    ) -> Result<KeyRecord, InvalidKey> {
+        let key = rsa::PrivateKey::new_with_exp(&mut Adapter(rng), bits, boxed(exponent))
+            .map_err(|_| InvalidKey)?;
+        Ok(KeyRecord {
+            material: KeyMaterial::Rsa(Box::new(key)),
+            policy: KeyPolicy::default(),
+        })
     }
 
     /// The uncompressed public point `04 X Y` of an EC key.
     pub fn ec_public_point(&self) -> Result<Vec<u8>, InvalidKey> {
-        match self {
-            KeyRecord::Ec {
-                curve: Curve::BrainpoolP256r1,
-                scalar,
-            } => {
-                let sk = bp256::r1::SecretKey::from_slice(scalar).map_err(|_| InvalidKey)?;
-                Ok(sk.public_key().to_sec1_bytes().to_vec())
-            }
+        match &self.material {
+            KeyMaterial::Ec { curve, scalar } => curve.public_point(scalar).map_err(|_| InvalidKey),
+            KeyMaterial::Rsa(_) => Err(InvalidKey),
         }
     }
 
     /// ECDSA with SHA-256 over `message`, as the plain `r || s` CV certificates carry.
     pub fn sign_ecdsa_sha256_plain(&self, message: &[u8]) -> Result<Vec<u8>, InvalidKey> {
-        let digest = Sha256::digest(message);
-        match self {
-            KeyRecord::Ec {
-                curve: Curve::BrainpoolP256r1,
-                scalar,
-            } => {
-                let key = ecdsa::SigningKey::<BrainpoolP256r1>::from_slice(scalar)
+        match &self.material {
+            KeyMaterial::Ec { curve, scalar } => {
+                let (r, s) = curve
+                    .sign_prehash(scalar, &Sha256::digest(message))
                     .map_err(|_| InvalidKey)?;
-                let sig: ecdsa::Signature<BrainpoolP256r1> =
-                    key.sign_prehash(&digest).map_err(|_| InvalidKey)?;
-                Ok(sig.to_bytes().to_vec())
+                Ok([r, s].concat())
             }
+            KeyMaterial::Rsa(_) => Err(InvalidKey),
         }
     }
 
-    /// Serialised form: version, kind, curve, scalar.
+    /// Serialised form (TLV), wiped on drop.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        match self {
-            KeyRecord::Ec { curve, scalar } => {
-                let mut out = Zeroizing::new(vec![1, 12, curve.id()]);
-                out.extend_from_slice(scalar);
-                out
+        let mut out = Zeroizing::new(vec![FORMAT]);
+        match &self.material {
+            KeyMaterial::Rsa(key) => {
+                tlv::write(&mut out, tag::KIND, &[KIND_RSA]);
+                tlv::write(&mut out, tag::RSA_N, &trimmed(key.n().as_ref()));
+                tlv::write(&mut out, tag::RSA_E, &trimmed(key.e()));
+                let d = Zeroizing::new(trimmed(key.d()));
+                tlv::write(&mut out, tag::RSA_D, &d);
+                for (t, prime) in [tag::RSA_P, tag::RSA_Q].into_iter().zip(key.primes()) {
+                    let p = Zeroizing::new(trimmed(prime.as_ref()));
+                    tlv::write(&mut out, t, &p);
+                }
+            }
+            KeyMaterial::Ec { curve, scalar } => {
+                tlv::write(&mut out, tag::KIND, &[KIND_EC]);
+                tlv::write(&mut out, tag::EC_CURVE, &[curve_id(*curve)]);
+                tlv::write(&mut out, tag::EC_SCALAR, scalar);
             }
         }
+        if let Some(n) = self.policy.uses_left {
+            tlv::write(&mut out, tag::USES_LEFT, &n.to_be_bytes());
+        }
+        if let Some(list) = &self.policy.algorithms {
+            tlv::write(&mut out, tag::ALGORITHMS, list);
+        }
+        if let Some(domain) = self.policy.domain {
+            tlv::write(&mut out, tag::DOMAIN, &[domain]);
+        }
+        out
     }
 
     pub fn decode(bytes: &[u8]) -> Option<KeyRecord> {
-        match bytes {
-            [1, 12, curve, scalar @ ..] => {
-                let curve = Curve::from_id(*curve)?;
-                (scalar.len() == curve.size()).then(|| KeyRecord::Ec {
+        let (&format, body) = bytes.split_first()?;
+        if format != FORMAT {
+            return None;
+        }
+        let field = |t| tlv::find(body, t);
+        let material = match field(tag::KIND)? {
+            [KIND_RSA] => {
+                let primes = vec![boxed(field(tag::RSA_P)?), boxed(field(tag::RSA_Q)?)];
+                let key = rsa::PrivateKey::from_components(
+                    boxed(field(tag::RSA_N)?),
+                    boxed(field(tag::RSA_E)?),
+                    boxed(field(tag::RSA_D)?),
+                    primes,
+                )
+                .ok()?;
+                KeyMaterial::Rsa(Box::new(key))
+            }
+            [KIND_EC] => {
+                let curve = curve_from_id(*field(tag::EC_CURVE)?.first()?)?;
+                let scalar = field(tag::EC_SCALAR)?;
+                curve.public_point(scalar).ok()?;
+                KeyMaterial::Ec {
                     curve,
                     scalar: Zeroizing::new(scalar.to_vec()),
-                })
+                }
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        let policy = KeyPolicy {
+            uses_left: match field(tag::USES_LEFT) {
+                Some(v) => Some(u32::from_be_bytes(v.try_into().ok()?)),
+                None => None,
+            },
+            algorithms: field(tag::ALGORITHMS).map(<[u8]>::to_vec),
+            domain: match field(tag::DOMAIN) {
+                Some([d]) => Some(*d),
+                Some(_) => return None,
+                None => None,
+            },
+        };
+        Some(KeyRecord { material, policy })
     }
 }
 
@@ -136,13 +269,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_key_round_trips_and_signs() {
+    fn ec_key_round_trips_and_signs() {
         let mut rng = crate::rng::system();
-        let key = KeyRecord::generate_ec(Curve::BrainpoolP256r1, &mut *rng);
+        let mut key = KeyRecord::generate_ec(Curve::BrainpoolP256r1, &mut *rng);
+        key.policy = KeyPolicy {
+            uses_left: Some(7),
+            algorithms: Some(vec![0x70]),
+            domain: None,
+        };
         let point = key.ec_public_point().unwrap();
         assert_eq!((point.len(), point[0]), (65, 0x04));
-        assert_eq!(KeyRecord::decode(&key.encode()), Some(key.clone()));
+        let decoded = KeyRecord::decode(&key.encode()).unwrap();
+        assert_eq!(decoded, key);
+        assert_eq!(decoded.policy.uses_left, Some(7));
         assert_eq!(key.sign_ecdsa_sha256_plain(b"hello").unwrap().len(), 64);
-        assert!(!format!("{key:?}").contains(&crate::hex::encode(&key.encode()[3..])));
+        assert!(format!("{key:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn rsa_key_round_trips() {
+        let mut rng = crate::rng::system();
+        let key = KeyRecord::generate_rsa(1024, &[1, 0, 1], &mut *rng).unwrap();
+        let decoded = KeyRecord::decode(&key.encode()).unwrap();
+        assert_eq!(decoded, key);
+        let KeyMaterial::Rsa(k) = &decoded.material else {
+            panic!("not RSA")
+        };
+        assert_eq!(k.size(), 128);
+        assert!(!format!("{key:?}").contains(&crate::hex::encode(&trimmed(k.d()))[..16]));
+    }
+
+    #[test]
+    fn decode_rejects_garbage() {
+        assert!(KeyRecord::decode(&[]).is_none());
+        assert!(KeyRecord::decode(&[1, 0x01, 0x01, 0x0C]).is_none());
+        assert!(KeyRecord::decode(&[9]).is_none());
+    }
+
+    #[test]
+    fn rsa_sizes() {
+        assert!(
+            is_supported_rsa_size(1024)
+                && is_supported_rsa_size(1536)
+                && is_supported_rsa_size(4096)
+        );
+        assert!(
+            !is_supported_rsa_size(1000)
+                && !is_supported_rsa_size(768)
+                && !is_supported_rsa_size(4352)
+        );
     }
 }

@@ -9,10 +9,13 @@
 pub mod apdu;
 mod applet;
 pub mod card;
+pub mod crypto;
 pub mod cvc;
 mod device;
 pub mod dkek;
+pub mod ec;
 pub mod files;
+pub mod hash;
 pub mod hex;
 pub mod keystore;
 pub mod pin;

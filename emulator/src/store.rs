@@ -359,7 +359,7 @@ mod tests {
             Change::PutKey(
                 0,
                 KeyRecord::generate_ec(
-                    crate::keystore::Curve::BrainpoolP256r1,
+                    crate::ec::Curve::BrainpoolP256r1,
                     &mut *crate::rng::system(),
                 ),
             ),

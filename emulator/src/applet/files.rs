@@ -116,7 +116,8 @@ impl Card {
         self.allowed(Access::UserPin)?;
         let (seq, mut content) = match self.state.files.get(&fid) {
             Some(file) => (file.seq, file.data.clone()),
-            None => (self.state.next_seq(), Vec::new()),
+            None if self.has_room_for(1) => (self.state.next_seq(), Vec::new()),
+            None => return Err(Status::NotEnoughMemory),
         };
         if offset > content.len() {
             return Err(Status::WrongOffset);

@@ -4,10 +4,12 @@
 
 mod files;
 mod init;
+mod keys;
 mod pins;
 
 use crate::apdu::{Command, Response};
 use crate::card::Card;
+use crate::crypto::Algorithm;
 use crate::pin::PinRef;
 use crate::status::Status;
 use crate::tlv;
@@ -34,6 +36,9 @@ const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_INITIALIZE_DEVICE: u8 = 0x50;
 const INS_IMPORT_DKEK_SHARE: u8 = 0x52;
 const INS_GET_CHALLENGE: u8 = 0x84;
+const INS_GENERATE_KEY_PAIR: u8 = 0x46;
+const INS_SIGN: u8 = 0x68;
+const INS_DECIPHER: u8 = 0x62;
 
 /// Largest GET CHALLENGE answer.
 const MAX_CHALLENGE: usize = 1024;
@@ -110,6 +115,21 @@ pub(crate) enum Request<'a> {
     GetChallenge {
         len: usize,
     },
+    GenerateKeyPair {
+        key_id: u8,
+        signer: u8,
+        data: &'a [u8],
+    },
+    Sign {
+        key_id: u8,
+        algorithm: u8,
+        data: &'a [u8],
+    },
+    Decipher {
+        key_id: u8,
+        algorithm: u8,
+        data: &'a [u8],
+    },
 }
 
 /// A short name for logs and traces.
@@ -127,9 +147,9 @@ pub fn command_name(command: &Command) -> &'static str {
         INS_IMPORT_DKEK_SHARE => "IMPORT DKEK SHARE",
         INS_GET_CHALLENGE => "GET CHALLENGE",
         INS_GET_RESPONSE => "GET RESPONSE",
-        0x46 => "GENERATE ASYMMETRIC KEY PAIR",
-        0x68 => "SIGN",
-        0x62 => "DECIPHER",
+        INS_GENERATE_KEY_PAIR => "GENERATE ASYMMETRIC KEY PAIR",
+        INS_SIGN => "SIGN",
+        INS_DECIPHER => "DECIPHER",
         0x72 => "WRAP KEY",
         0x74 => "UNWRAP KEY",
         _ => "unknown",
@@ -311,6 +331,26 @@ impl<'a> Request<'a> {
                     _ => Err(Status::WrongLength),
                 }
             }
+            INS_GENERATE_KEY_PAIR => {
+                if data.is_empty() {
+                    return Err(Status::WrongLength);
+                }
+                Ok(Request::GenerateKeyPair {
+                    key_id: command.p1,
+                    signer: command.p2,
+                    data,
+                })
+            }
+            INS_SIGN => Ok(Request::Sign {
+                key_id: command.p1,
+                algorithm: command.p2,
+                data,
+            }),
+            INS_DECIPHER => Ok(Request::Decipher {
+                key_id: command.p1,
+                algorithm: command.p2,
+                data,
+            }),
             _ => Err(Status::InsNotSupported),
         }
     }
@@ -344,6 +384,21 @@ pub(crate) fn dispatch(card: &mut Card, command: &Command) -> Result<Response, S
         Request::ResetRetryCounter(unblock) => card.reset_retry_counter(unblock),
         Request::InitializeDevice { data } => card.initialize_device(data),
         Request::ImportDkekShare { share } => card.import_dkek_share(share),
+        Request::GenerateKeyPair {
+            key_id,
+            signer,
+            data,
+        } => card.generate_key_pair(key_id, signer, data),
+        Request::Sign {
+            key_id,
+            algorithm,
+            data,
+        } => card.use_key(key_id, algorithm, Algorithm::for_sign(algorithm), data),
+        Request::Decipher {
+            key_id,
+            algorithm,
+            data,
+        } => card.use_key(key_id, algorithm, Algorithm::for_decipher(algorithm), data),
         Request::GetChallenge { len } => {
             let mut challenge = vec![0u8; len];
             card.rng.fill_bytes(&mut challenge);

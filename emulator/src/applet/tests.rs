@@ -122,7 +122,7 @@ fn unknown_class_and_instruction() {
     assert_eq!(sw(&mut c, "0C200081"), "6E00"); // secure messaging
     assert_eq!(sw(&mut c, "01200081"), "6E00"); // logical channel 1
     assert_eq!(sw(&mut c, "00FE0000"), "6D00");
-    assert_eq!(sw(&mut c, "80460100"), "6D00");
+    assert_eq!(sw(&mut c, "80760102"), "6D00"); // DERIVE EC KEY is not offered
 }
 
 #[test]

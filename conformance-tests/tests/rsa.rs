@@ -1,0 +1,281 @@
+//! RSA keys generated on the card through pkcs11-tool; every signature and decryption is
+//! cross-checked with the OpenSSL CLI.
+
+use conformance_tests::{arg, initialize, openssl, openssl_succeeds, Sandbox, PIN};
+
+/// Generates an RSA key of `bits` on the card with id `id` and exports its public key as PEM.
+fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
+    let dir = sandbox.scratch();
+    let out = sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            &format!("rsa:{bits}"),
+            "--id",
+            id,
+            "--label",
+            &format!("rsa{bits}"),
+        ],
+    );
+    assert!(out.contains("Key pair generated"), "{out}");
+    let der = arg(dir, &format!("pub{id}.der"));
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--id",
+            id,
+            "--output-file",
+            &der,
+        ],
+    );
+    let pem = arg(dir, &format!("pub{id}.pem"));
+    openssl(&[
+        "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
+    ]);
+    let text = openssl(&["pkey", "-pubin", "-in", &pem, "-noout", "-text"]);
+    assert!(
+        text.contains(&format!("Public-Key: ({bits} bit)")),
+        "{text}"
+    );
+    pem
+}
+
+fn sign(sandbox: &Sandbox, id: &str, mechanism: &str, input: &str, output: &str, extra: &[&str]) {
+    let mut args = vec![
+        "--login",
+        "--pin",
+        PIN,
+        "--sign",
+        "--id",
+        id,
+        "--mechanism",
+        mechanism,
+        "--input-file",
+        input,
+        "--output-file",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    sandbox.ok("pkcs11-tool", &args);
+}
+
+fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
+    let dir = sandbox.scratch();
+    let pem = keypair(sandbox, bits, id);
+    let data = arg(dir, "data.txt");
+    std::fs::write(&data, b"signed on an emulated SmartCard-HSM").unwrap();
+    let sig = arg(dir, "sig.bin");
+
+    for (mechanism, digest) in [
+        ("SHA1-RSA-PKCS", "sha1"),
+        ("SHA224-RSA-PKCS", "sha224"),
+        ("SHA256-RSA-PKCS", "sha256"),
+        ("SHA384-RSA-PKCS", "sha384"),
+        ("SHA512-RSA-PKCS", "sha512"),
+    ] {
+        sign(sandbox, id, mechanism, &data, &sig, &[]);
+        assert!(
+            openssl_succeeds(&[
+                "dgst",
+                &format!("-{digest}"),
+                "-verify",
+                &pem,
+                "-signature",
+                &sig,
+                &data
+            ]),
+            "{mechanism} signature does not verify ({bits} bits)"
+        );
+    }
+    for (mechanism, digest) in [
+        ("SHA1-RSA-PKCS-PSS", "sha1"),
+        ("SHA256-RSA-PKCS-PSS", "sha256"),
+        ("SHA384-RSA-PKCS-PSS", "sha384"),
+        ("SHA512-RSA-PKCS-PSS", "sha512"),
+    ] {
+        if bits == 1024 && digest == "sha512" {
+            continue; // 2 * 64 + 2 bytes of PSS encoding do not fit a 1024-bit modulus
+        }
+        sign(sandbox, id, mechanism, &data, &sig, &[]);
+        assert!(
+            openssl_succeeds(&[
+                "dgst",
+                &format!("-{digest}"),
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:auto",
+                "-verify",
+                &pem,
+                "-signature",
+                &sig,
+                &data,
+            ]),
+            "{mechanism} signature does not verify ({bits} bits)"
+        );
+    }
+    // RSA-PKCS on a prepared DigestInfo, and RSA-PKCS-PSS on a hash.
+    let digest = arg(dir, "digest.bin");
+    openssl(&["dgst", "-sha256", "-binary", "-out", &digest, &data]);
+    let digest_info = arg(dir, "digestinfo.bin");
+    let mut info = conformance_tests_hex("3031300d060960864801650304020105000420");
+    info.extend(std::fs::read(&digest).unwrap());
+    std::fs::write(&digest_info, &info).unwrap();
+    sign(sandbox, id, "RSA-PKCS", &digest_info, &sig, &[]);
+    assert!(
+        openssl_succeeds(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &pem,
+            "-signature",
+            &sig,
+            &data
+        ]),
+        "RSA-PKCS"
+    );
+    sign(
+        sandbox,
+        id,
+        "RSA-PKCS-PSS",
+        &digest,
+        &sig,
+        &["--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256"],
+    );
+    assert!(
+        openssl_succeeds(&[
+            "dgst",
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:auto",
+            "-verify",
+            &pem,
+            "-signature",
+            &sig,
+            &data,
+        ]),
+        "RSA-PKCS-PSS"
+    );
+    // A tampered signature must not verify: the check above can fail.
+    let mut bad = std::fs::read(&sig).unwrap();
+    bad[10] ^= 1;
+    std::fs::write(&sig, &bad).unwrap();
+    assert!(!openssl_succeeds(&[
+        "dgst",
+        "-sha256",
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        "rsa_pss_saltlen:auto",
+        "-verify",
+        &pem,
+        "-signature",
+        &sig,
+        &data,
+    ]));
+
+    // Decryption of what OpenSSL encrypted to the card's public key.
+    let secret = arg(dir, "secret.txt");
+    std::fs::write(&secret, b"for the card's eyes only").unwrap();
+    let enc = arg(dir, "enc.bin");
+    let dec = arg(dir, "dec.bin");
+    openssl(&[
+        "pkeyutl", "-encrypt", "-pubin", "-inkey", &pem, "-in", &secret, "-out", &enc,
+    ]);
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--decrypt",
+            "--id",
+            id,
+            "--mechanism",
+            "RSA-PKCS",
+            "--input-file",
+            &enc,
+            "--output-file",
+            &dec,
+        ],
+    );
+    assert_eq!(std::fs::read(&dec).unwrap(), b"for the card's eyes only");
+    openssl(&[
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        &pem,
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-in",
+        &secret,
+        "-out",
+        &enc,
+    ]);
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--decrypt",
+            "--id",
+            id,
+            "--mechanism",
+            "RSA-PKCS-OAEP",
+            "--hash-algorithm",
+            "SHA-1",
+            "--input-file",
+            &enc,
+            "--output-file",
+            &dec,
+        ],
+    );
+    assert_eq!(std::fs::read(&dec).unwrap(), b"for the card's eyes only");
+}
+
+fn conformance_tests_hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn rsa_1024_and_1536() {
+    let sandbox = Sandbox::start();
+    initialize(&sandbox, None);
+    check_key(&sandbox, 1024, "10");
+    check_key(&sandbox, 1536, "11");
+}
+
+#[test]
+fn rsa_2048() {
+    let sandbox = Sandbox::start();
+    initialize(&sandbox, None);
+    check_key(&sandbox, 2048, "10");
+    let listing = sandbox.ok("pkcs11-tool", &["--login", "--pin", PIN, "-O"]);
+    assert!(
+        listing.contains("Public Key Object; RSA 2048 bits"),
+        "{listing}"
+    );
+    assert!(listing.contains("Private Key Object; RSA"), "{listing}");
+}
+
+#[test]
+fn rsa_3072_and_4096() {
+    let sandbox = Sandbox::start();
+    initialize(&sandbox, None);
+    check_key(&sandbox, 3072, "12");
+    check_key(&sandbox, 4096, "13");
+}
