@@ -136,6 +136,25 @@ fn sign_tolerating_host_bug(
 fn check_curve(sandbox: &Sandbox, curve: &str, id: &str) {
     let dir = sandbox.scratch();
     let pem = keypair(sandbox, curve, id, curve);
+    // The public key object comes from the CV request the card stored in CExx.
+    let objects = sandbox.ok("pkcs11-tool", &["-O", "--type", "pubkey"]);
+    let bits = match curve {
+        "secp192r1" | "secp192k1" | "brainpoolP192r1" => 192,
+        "brainpoolP224r1" => 224,
+        "brainpoolP320r1" => 320,
+        "secp384r1" | "brainpoolP384r1" => 384,
+        "brainpoolP512r1" => 512,
+        "secp521r1" => 528, // OpenSC counts the 66 bytes of each coordinate
+        _ => 256,
+    };
+    let entry = objects
+        .split("Public Key Object")
+        .find(|o| o.contains(&format!("label:      {curve}\n")))
+        .unwrap_or_default();
+    assert!(
+        entry.contains(&format!("EC  EC_POINT {bits} bits")),
+        "{curve}:\n{objects}"
+    );
     let text = openssl(&["pkey", "-pubin", "-in", &pem, "-noout", "-text"]);
     let expected_name = match curve {
         "secp192r1" => "prime192v1",

@@ -96,6 +96,7 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
     }
     for (mechanism, digest) in [
         ("SHA1-RSA-PKCS-PSS", "sha1"),
+        ("SHA224-RSA-PKCS-PSS", "sha224"),
         ("SHA256-RSA-PKCS-PSS", "sha256"),
         ("SHA384-RSA-PKCS-PSS", "sha384"),
         ("SHA512-RSA-PKCS-PSS", "sha512"),
