@@ -298,6 +298,23 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
     }
 
+    /// Runs `program args` with `input` on its standard input (for tools that prompt).
+    pub fn run_with_input(&self, program: &str, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("wait")
+    }
+
     /// Runs `program args`, asserts success, and returns stdout and stderr together.
     pub fn ok(&self, program: &str, args: &[&str]) -> String {
         let out = self.run(program, args);
@@ -406,4 +423,43 @@ pub fn openssl_succeeds(args: &[&str]) -> bool {
 /// A path inside `dir` as a `String` argument.
 pub fn arg(dir: &Path, name: &str) -> String {
     dir.join(name).to_str().expect("UTF-8 path").to_string()
+}
+
+/// Data and status word of each response `opensc-tool -s` printed on stdout, in order.
+pub fn opensc_tool_responses(output: &str) -> Vec<(Vec<u8>, String)> {
+    let mut responses = Vec::new();
+    let mut lines = output.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(sw) = line.strip_prefix("Received (SW1=0x") else {
+            continue;
+        };
+        let sw =
+            format!("{}{}", &sw[..2], &sw[sw.find("SW2=0x").unwrap() + 6..][..2]).to_uppercase();
+        let mut dump = Vec::new();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("Sending") || next.starts_with("Received") || next.trim().is_empty()
+            {
+                break;
+            }
+            dump.push(next.to_string());
+            lines.next();
+        }
+        // Each line: up to 16 hex pairs, then as many characters. A dump of several lines
+        // pads the hex column of its last line to 48 characters; a single short line is not
+        // padded.
+        let mut data = Vec::new();
+        for line in &dump {
+            let width = if dump.len() > 1 {
+                48
+            } else {
+                3 * (line.chars().count() / 4)
+            };
+            let hex_part: String = line.chars().take(width).collect();
+            data.extend(hex_part.split_whitespace().map(|h| {
+                u8::from_str_radix(h, 16).unwrap_or_else(|_| panic!("not a hex byte in {line:?}"))
+            }));
+        }
+        responses.push((data, sw));
+    }
+    responses
 }

@@ -341,45 +341,6 @@ fn wiki_key_pkcs15_listing_and_test_ec() {
     assert!(!out.contains("ERR"), "{out}");
 }
 
-/// Data bytes of each response `opensc-tool -s` printed, in order.
-fn opensc_tool_responses(output: &str) -> Vec<(Vec<u8>, String)> {
-    let mut responses = Vec::new();
-    let mut lines = output.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(sw) = line.strip_prefix("Received (SW1=0x") else {
-            continue;
-        };
-        let sw =
-            format!("{}{}", &sw[..2], &sw[sw.find("SW2=0x").unwrap() + 6..][..2]).to_uppercase();
-        let mut dump = Vec::new();
-        while let Some(next) = lines.peek() {
-            if next.starts_with("Sending") || next.starts_with("Received") || next.trim().is_empty()
-            {
-                break;
-            }
-            dump.push(next.to_string());
-            lines.next();
-        }
-        // Each line: up to 16 hex pairs, then as many characters. A dump of several lines
-        // pads the hex column of its last line to 48 characters; a single short line is not
-        // padded.
-        let mut data = Vec::new();
-        for line in &dump {
-            let width = if dump.len() > 1 {
-                48
-            } else {
-                3 * (line.chars().count() / 4)
-            };
-            let hex_part: String = line.chars().take(width).collect();
-            data.extend(hex_part.split_whitespace().map(|h| {
-                u8::from_str_radix(h, 16).unwrap_or_else(|_| panic!("not a hex byte in {line:?}"))
-            }));
-        }
-        responses.push((data, sw));
-    }
-    responses
-}
-
 #[test]
 fn p521_signatures_from_the_card_always_verify() {
     let sandbox = Sandbox::start();
@@ -411,7 +372,7 @@ fn p521_signatures_from_the_card_always_verify() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = sandbox.run("opensc-tool", &args);
     assert!(out.status.success(), "{}", conformance_tests::text(&out));
-    let responses = opensc_tool_responses(&String::from_utf8_lossy(&out.stdout));
+    let responses = conformance_tests::opensc_tool_responses(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(responses.len(), 2 + hashes.len());
     for ((signature, sw), hash) in responses[2..].iter().zip(&hashes) {
         assert_eq!(sw, "9000");

@@ -193,17 +193,17 @@ impl Card {
 
     /// Cuts the response to Ne bytes; the rest waits for GET RESPONSE behind `61xx`.
     ///
-    /// When Le is absent the card answers as a T=1 card does: up to 256 bytes for a short
-    /// command, 65536 for an extended one.
+    /// Le absent means Ne = 0 (ISO 7816-4): the command is carried out and answers its status
+    /// word without data. OpenSC sends UNWRAP KEY this way and cannot take data in return;
+    /// hosts that send GENERATE without Le read the result from `CExx` instead.
     fn limit_to_le(&mut self, command: &Command, mut response: Response) -> Response {
-        let ne = command.le.unwrap_or(if command.extended {
-            crate::apdu::MAX_LE
-        } else {
-            256
-        });
+        let ne = command.ne();
         if response.data.len() > ne && response.status == Status::Success {
-            self.session.pending = response.data.split_off(ne);
-            response.status = Status::MoreData(self.session.pending.len());
+            let rest = response.data.split_off(ne);
+            if ne > 0 {
+                self.session.pending = rest;
+                response.status = Status::MoreData(self.session.pending.len());
+            }
         }
         response
     }

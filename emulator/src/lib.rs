@@ -17,6 +17,7 @@ pub mod ec;
 pub mod files;
 pub mod hash;
 pub mod hex;
+pub mod keyblob;
 pub mod keystore;
 pub mod pin;
 pub mod rng;

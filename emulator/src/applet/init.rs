@@ -111,29 +111,4 @@ impl Card {
         self.rng.fill_bytes(&mut salt);
         salt
     }
-
-    /// IMPORT DKEK SHARE: adds one share, or (without data) reports the DKEK status.
-    ///
-    /// A card initialised without DKEK shares answers `6D00`, which OpenSC's sc-hsm-tool takes
-    /// as "not initialised for key shares" and then prints nothing about a DKEK.
-    pub(super) fn import_dkek_share(&mut self, share: Option<&[u8]>) -> Result<Response, Status> {
-        if matches!(self.state.dkek, Dkek::Absent) {
-            return Err(Status::InsNotSupported);
-        }
-        if let Some(share) = share {
-            let share: &[u8; 32] = share.try_into().map_err(|_| Status::WrongLength)?;
-            let next = self
-                .state
-                .dkek
-                .with_share(share)
-                .ok_or(Status::CommandNotAllowed)?;
-            self.commit(vec![Change::Dkek(next)])?;
-        }
-        let answer = self
-            .state
-            .dkek
-            .status_answer()
-            .ok_or(Status::ReferencedDataNotFound)?;
-        Ok(Response::ok(answer))
-    }
 }

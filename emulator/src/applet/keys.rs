@@ -114,7 +114,7 @@ fn crypto_status(e: CryptoError) -> Status {
 pub const MAX_OBJECTS: usize = 507;
 
 impl Card {
-    fn require_user(&self) -> Result<(), Status> {
+    pub(super) fn require_user(&self) -> Result<(), Status> {
         if self.session.user_verified {
             Ok(())
         } else {
@@ -229,7 +229,7 @@ impl Card {
     }
 
     /// The new key's signature over its own request body, with the algorithm of the OID.
-    fn self_signature(
+    pub(super) fn self_signature(
         &mut self,
         key: &KeyRecord,
         algorithm: TaAlgorithm,

@@ -2,6 +2,7 @@
 //! (syntax: lengths, P1/P2, TLV shape), then one `match` hands it to the handler of its chapter
 //! (files, PINs, initialisation), which checks security and policy.
 
+mod dkek;
 mod files;
 mod init;
 mod keys;
@@ -39,6 +40,8 @@ const INS_GET_CHALLENGE: u8 = 0x84;
 const INS_GENERATE_KEY_PAIR: u8 = 0x46;
 const INS_SIGN: u8 = 0x68;
 const INS_DECIPHER: u8 = 0x62;
+const INS_WRAP_KEY: u8 = 0x72;
+const INS_UNWRAP_KEY: u8 = 0x74;
 
 /// Largest GET CHALLENGE answer.
 const MAX_CHALLENGE: usize = 1024;
@@ -130,6 +133,13 @@ pub(crate) enum Request<'a> {
         algorithm: u8,
         data: &'a [u8],
     },
+    WrapKey {
+        key_id: u8,
+    },
+    UnwrapKey {
+        key_id: u8,
+        data: &'a [u8],
+    },
 }
 
 /// A short name for logs and traces.
@@ -150,8 +160,8 @@ pub fn command_name(command: &Command) -> &'static str {
         INS_GENERATE_KEY_PAIR => "GENERATE ASYMMETRIC KEY PAIR",
         INS_SIGN => "SIGN",
         INS_DECIPHER => "DECIPHER",
-        0x72 => "WRAP KEY",
-        0x74 => "UNWRAP KEY",
+        INS_WRAP_KEY => "WRAP KEY",
+        INS_UNWRAP_KEY => "UNWRAP KEY",
         _ => "unknown",
     }
 }
@@ -226,7 +236,7 @@ impl<'a> Request<'a> {
                 Ok(Request::ReadBinary {
                     target: target(command),
                     offset,
-                    max: command.le.unwrap_or(256),
+                    max: command.le.ok_or(Status::WrongLength)?,
                 })
             }
             INS_READ_BINARY => {
@@ -238,7 +248,7 @@ impl<'a> Request<'a> {
                 Ok(Request::ReadBinary {
                     target: Target::Current,
                     offset: usize::from(u16::from_be_bytes([command.p1, command.p2])),
-                    max: command.le.unwrap_or(256),
+                    max: command.le.ok_or(Status::WrongLength)?,
                 })
             }
             INS_UPDATE_BINARY_ODD => {
@@ -351,6 +361,21 @@ impl<'a> Request<'a> {
                 algorithm: command.p2,
                 data,
             }),
+            INS_WRAP_KEY => {
+                if command.p2 != 0x92 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Ok(Request::WrapKey { key_id: command.p1 })
+            }
+            INS_UNWRAP_KEY => {
+                if command.p2 != 0x93 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Ok(Request::UnwrapKey {
+                    key_id: command.p1,
+                    data,
+                })
+            }
             _ => Err(Status::InsNotSupported),
         }
     }
@@ -399,6 +424,8 @@ pub(crate) fn dispatch(card: &mut Card, command: &Command) -> Result<Response, S
             algorithm,
             data,
         } => card.use_key(key_id, algorithm, Algorithm::for_decipher(algorithm), data),
+        Request::WrapKey { key_id } => card.wrap_key(key_id),
+        Request::UnwrapKey { key_id, data } => card.unwrap_key(key_id, data),
         Request::GetChallenge { len } => {
             let mut challenge = vec![0u8; len];
             card.rng.fill_bytes(&mut challenge);

@@ -543,9 +543,13 @@ fn le_is_respected_for_long_files() {
     assert_eq!((data.len() / 2, status.as_str()), (256, "9000"));
     let (data, status) = send(&mut c, "00B1CF01000004540200000000");
     assert_eq!((data.len() / 2, status.as_str()), (600, "6282"));
-    // Le absent in a short command: up to 256 bytes, the rest behind 61xx.
-    let (data, status) = send(&mut c, "80580000");
-    assert_eq!((data.len(), status.as_str()), (12, "9000"));
+    // Le absent: Ne = 0, the status word alone (the command still runs).
+    assert_eq!(send(&mut c, "80580000"), ("".into(), "9000".into()));
+    assert_eq!(
+        send(&mut c, "00A404000BE82B0601040181C31F0201"),
+        ("".into(), "9000".into())
+    );
+    assert_eq!(sw(&mut c, "00B1CF010454020000"), "6700"); // READ BINARY needs Le
 }
 
 #[test]

@@ -22,8 +22,10 @@ pub fn send(card: &mut Card, apdu: &str) -> (Vec<u8>, String) {
 pub fn send_ext(card: &mut Card, header: [u8; 4], data: &[u8]) -> (Vec<u8>, String) {
     let mut apdu = header.to_vec();
     apdu.push(0);
-    apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    apdu.extend_from_slice(data);
+    if !data.is_empty() {
+        apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        apdu.extend_from_slice(data);
+    }
     apdu.extend_from_slice(&[0, 0]);
     let response = card.transmit(&apdu);
     let (data, sw) = response.split_at(response.len() - 2);
