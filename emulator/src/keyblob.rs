@@ -225,6 +225,30 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
     blob
 }
 
+/// A blob around `plain` with a valid KCV and MAC, so that fuzzing reaches the parsing of
+/// decrypted content. Not for production use.
+#[doc(hidden)]
+pub fn seal_for_fuzzing(
+    keys: &KeyEncryptionKeys,
+    key_type: u8,
+    algorithms: &[u8],
+    plain: &[u8],
+) -> Vec<u8> {
+    let mut body = plain.to_vec();
+    body.resize(body.len().div_ceil(16).max(1) * 16, 0);
+    keys.encrypt_cbc(&mut body);
+    let mut blob = keys.kcv.to_vec();
+    blob.push(key_type);
+    put_field(&mut blob, OID_EC);
+    put_field(&mut blob, algorithms);
+    put_field(&mut blob, &[]);
+    put_field(&mut blob, &[]);
+    blob.extend_from_slice(&body);
+    let mac = keys.mac(&blob);
+    blob.extend_from_slice(&mac);
+    blob
+}
+
 fn boxed(bytes: &[u8]) -> BoxedUint {
     BoxedUint::from_be_slice_vartime(bytes)
 }

@@ -15,6 +15,8 @@ mod device;
 pub mod dkek;
 pub mod ec;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod hex;
 pub mod keyblob;

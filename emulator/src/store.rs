@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -52,14 +52,30 @@ pub trait Store: Send {
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
 }
 
-/// A store that forgets everything when dropped.
-#[derive(Default)]
+/// A store that forgets everything when dropped. Clones share the same records (a test can
+/// keep a handle on a card's store); [`MemoryStore::snapshot`] makes an independent copy.
+#[derive(Default, Clone)]
 pub struct MemoryStore {
-    records: Records,
+    records: Arc<Mutex<Records>>,
     fail_commits: Arc<AtomicBool>,
 }
 
 impl MemoryStore {
+    /// An independent copy of the stored state.
+    pub fn snapshot(&self) -> MemoryStore {
+        MemoryStore {
+            records: Arc::new(Mutex::new(self.lock().clone())),
+            fail_commits: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        // A panic while holding the lock leaves records that are still whole.
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A switch that, while set, makes every commit fail (to test that a failed commit
     /// changes nothing). It stays usable after the store moved into a card.
     pub fn failure_switch(&self) -> Arc<AtomicBool> {
@@ -69,15 +85,16 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn load(&mut self) -> Result<CardState, StoreError> {
-        self.records.to_state()
+        self.lock().to_state()
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         if self.fail_commits.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected commit failure".into()));
         }
+        let mut records = self.lock();
         for change in changes {
-            self.records.apply(change);
+            records.apply(change);
         }
         Ok(())
     }
@@ -424,7 +441,7 @@ mod tests {
     #[test]
     fn unknown_format_is_refused() {
         let mut store = MemoryStore::default();
-        store.records.meta.insert("format".into(), vec![99]);
+        store.lock().meta.insert("format".into(), vec![99]);
         assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
     }
 }
