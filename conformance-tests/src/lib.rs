@@ -49,13 +49,23 @@ pub fn emulator_binary() -> &'static Path {
 }
 
 /// Polls `condition` until it holds or `READY_TIMEOUT` passes.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    wait_until_or(what, condition, String::new);
+}
+
+/// As [`wait_until`]; on timeout the panic message ends with `context()`.
+pub fn wait_until_or(
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
     let start = Instant::now();
     let mut pause = Duration::from_millis(10);
     while !condition() {
         assert!(
             start.elapsed() < READY_TIMEOUT,
-            "timed out waiting for {what}"
+            "timed out waiting for {what}\n{}",
+            context()
         );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
@@ -173,7 +183,9 @@ impl Sandbox {
             .unwrap();
         let child = self
             .inside(true)
-            .args(["pcscd", "--foreground", "--config"])
+            .args(["pcscd", "--foreground"])
+            .args(std::env::var_os("SC_HSM_PCSCD_DEBUG").map(|_| "--debug"))
+            .arg("--config")
             .arg(self.dir.path().join("reader.conf.d"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -245,7 +257,29 @@ impl Sandbox {
 
     /// Waits until the card in `slot` answers its ATR through pcscd.
     pub fn wait_for_card(&self, slot: u8) {
-        wait_until("the card to be present", || self.card_present(slot));
+        wait_until_or(
+            "the card to be present",
+            || self.card_present(slot),
+            || {
+                let probe = self.run("opensc-tool", &["--reader", &slot.to_string(), "--atr"]);
+                let pcscd = self.pcscd_log();
+                let tail: Vec<&str> = pcscd
+                    .lines()
+                    .filter(|l| {
+                        l.contains("eventhandler")
+                            || l.contains("ifd-vpcd")
+                                && !l.contains("IFDHControl")
+                                && !l.contains("4018")
+                    })
+                    .collect();
+                format!(
+                    "last probe: {}\n{}\n--- pcscd log (events) ---\n{}",
+                    text(&probe),
+                    self.logs(),
+                    tail.join("\n")
+                )
+            },
+        );
     }
 
     /// Stops the emulator of `slot` with `signal` ("TERM", "KILL", ...), reaps it and waits
@@ -276,6 +310,45 @@ impl Sandbox {
     /// Starts the emulator of `slot` again on the same database.
     pub fn restart_card(&mut self, slot: u8) {
         self.insert_card(slot);
+    }
+
+    /// Starts the emulator of `slot` again after it was killed. A card killed in the middle of
+    /// an APDU can leave Debian's vpcd 0.8 slot wedged (pcscd keeps reporting the dead card as
+    /// powered and never accepts the new connection); when the card is not back within a few
+    /// seconds, pcscd is restarted as well. Returns whether that was needed.
+    pub fn restart_killed_card(&mut self, slot: u8) -> bool {
+        let log = self
+            .dir
+            .path()
+            .join(format!("emulator{slot}-{}.log", self.cards.len()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .inside(false)
+            .arg(emulator_binary())
+            .args([
+                "run",
+                "-v",
+                "--vpcd",
+                &format!("127.0.0.1:{}", 35963 + u16::from(slot)),
+            ])
+            .arg("--db")
+            .arg(self.db_path(slot))
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start sc-hsm-emulator");
+        self.cards.push(CardProcess { child, slot, log });
+        // A normal re-insertion is seen within about a second (pcscd polls every 0.4 s).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if self.card_present(slot) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.restart_pcscd();
+        self.wait_for_card(slot);
+        true
     }
 
     /// A command whose PC/SC client talks to this sandbox's pcscd.

@@ -398,7 +398,9 @@ pub fn check(
     if !after.keys.contains_key(&0) || !after.files.contains_key(&0x2F02) {
         return fail("the device key or 2F02 is gone");
     }
-    if ok && ins == 0x46 {
+    // A non-final part of a chain (CLA bit 10) is acknowledged before anything runs.
+    let chained = apdu.first().is_some_and(|cla| cla & 0x10 != 0);
+    if ok && ins == 0x46 && !chained {
         let id = apdu.get(2).copied().unwrap_or(0);
         let (Some(_), Some(request)) = (
             after.keys.get(&id),
