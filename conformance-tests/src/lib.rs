@@ -217,6 +217,30 @@ impl Sandbox {
         self.dir.path().join(format!("card{slot}.redb"))
     }
 
+    /// Starts one emulator process serving cards in vpcd slots 0 and 1 (`--cards 2`) and
+    /// waits until pcscd sees both.
+    pub fn insert_two_cards_in_one_process(&mut self) {
+        let log = self.dir.path().join("emulator-two-cards.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .inside(false)
+            .arg(emulator_binary())
+            .args(["run", "-v", "--cards", "2", "--vpcd", "127.0.0.1:35963"])
+            .arg("--db")
+            .arg(self.db_path(0))
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start sc-hsm-emulator");
+        self.cards.push(CardProcess {
+            child,
+            slot: 0,
+            log,
+        });
+        self.wait_for_card(0);
+        self.wait_for_card(1);
+    }
+
     /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
     pub fn insert_card(&mut self, slot: u8) {
         self.insert_card_with(slot, &["-v"]);

@@ -1,52 +1,152 @@
-//! The emulator's logs name every APDU but never carry PINs.
+//! The emulator's logs name every APDU but never carry PINs, key material or the DKEK, at
+//! any level.
 
-use conformance_tests::{Sandbox, PIN, SO_PIN};
+use std::process::Command;
+
+use conformance_tests::{arg, Sandbox, PIN, SO_PIN};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
+const BLOB_TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dkek_blob.py");
+/// The DKEK of the fixture share `dkek-share-kcv97E3.pbe` (password "passwordpassword").
+const DKEK: &str = "2848CB6E994F5A00C365C3C255ED130512CE1EB06BF08D348EEB8B2F866E3E50";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
 
 #[test]
-fn trace_log_names_commands_and_redacts_pins() {
+fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
     let mut sandbox = Sandbox::pcscd_only();
     sandbox.insert_card_with(0, &["-vv"]);
+    let dir = sandbox.scratch();
     sandbox.ok(
         "sc-hsm-tool",
-        &["--initialize", "--so-pin", SO_PIN, "--pin", PIN],
+        &[
+            "--initialize",
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            PIN,
+            "--dkek-shares",
+            "1",
+        ],
     );
-    sandbox.ok("pkcs11-tool", &["--login", "--pin", PIN, "--list-objects"]);
+    let share = format!("{FIXTURES}/real-card/dkek-share-kcv97E3.pbe");
+    sandbox.ok(
+        "sc-hsm-tool",
+        &[
+            "--import-dkek-share",
+            &share,
+            "--password",
+            "passwordpassword",
+        ],
+    );
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "01",
+        ],
+    );
+    let data = arg(dir, "data.txt");
+    std::fs::write(&data, b"log me not").unwrap();
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--id",
+            "01",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--input-file",
+            &data,
+            "--output-file",
+            &arg(dir, "sig"),
+        ],
+    );
+    let wrapped = arg(dir, "wrapped.bin");
+    sandbox.ok(
+        "sc-hsm-tool",
+        &["--wrap-key", &wrapped, "--key-reference", "1", "--pin", PIN],
+    );
+    sandbox.ok(
+        "sc-hsm-tool",
+        &[
+            "--unwrap-key",
+            &wrapped,
+            "--key-reference",
+            "2",
+            "--pin",
+            PIN,
+        ],
+    );
     sandbox.ok(
         "pkcs11-tool",
         &["--change-pin", "--pin", PIN, "--new-pin", "135790"],
     );
-    let log = sandbox.card_log(0);
+
+    // The private key, recovered independently from the wrap file with the known DKEK.
+    let wrap_file = std::fs::read(&wrapped).unwrap();
+    let (outer, _) = emulator::tlv::read(&wrap_file).unwrap();
+    let (blob, _) = emulator::tlv::read(outer.value).unwrap();
+    std::fs::write(arg(dir, "blob.bin"), blob.value).unwrap();
+    let decoded = Command::new("/usr/bin/python3")
+        .args([BLOB_TOOL, "decode", DKEK, &arg(dir, "blob.bin")])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let decoded = String::from_utf8_lossy(&decoded.stdout);
+    let d = decoded
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"d\": \""))
+        .unwrap()
+        .trim_end_matches("\",")
+        .to_uppercase();
+    assert_eq!(d.len(), 64);
+
+    let log = sandbox.card_log(0).to_uppercase();
     for name in [
         "SELECT",
         "VERIFY",
         "INITIALIZE DEVICE",
-        "ENUMERATE OBJECTS",
-        "READ BINARY",
+        "IMPORT DKEK SHARE",
+        "GENERATE ASYMMETRIC KEY PAIR",
+        "SIGN",
+        "WRAP KEY",
+        "UNWRAP KEY",
         "CHANGE REFERENCE DATA",
     ] {
         assert!(
-            log.contains(&format!("command=\"{name}\"")),
+            log.contains(&format!("COMMAND=\"{name}\"")),
             "{name} missing from the log"
         );
     }
-    assert!(log.contains("sw=9000"), "status words are logged");
-    let so_pin_bytes: String = SO_PIN
-        .as_bytes()
-        .chunks(2)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    for secret in [
-        PIN.to_string(),            // ASCII
-        "363438323139".to_string(), // hex of the ASCII PIN
-        "36 34 38 32 31 39".to_string(),
-        "135790".to_string(),
-        "313335373930".to_string(),
-        so_pin_bytes,           // the SO-PIN as sent (8 bytes = these hex digits)
-        "57621880".to_string(), // the SO-PIN bytes read as ASCII
+    assert!(log.contains("SW=9000"));
+    for (what, secret) in [
+        ("user PIN", PIN.to_string()),
+        ("user PIN as hex", hex(PIN.as_bytes())),
+        ("new user PIN", "135790".to_string()),
+        ("new user PIN as hex", hex(b"135790")),
+        ("SO-PIN", SO_PIN.to_string()),
+        ("SO-PIN bytes as text", "57621880".to_string()),
+        ("DKEK", DKEK.to_string()),
+        ("private key", d.clone()),
+        ("private key, first half", d[..32].to_string()),
+        ("private key, second half", d[32..].to_string()),
     ] {
-        assert!(
-            !log.to_uppercase().contains(&secret.to_uppercase()),
-            "secret {secret:?} found in the log"
-        );
+        assert!(!log.contains(&secret), "the {what} is in the log");
     }
 }

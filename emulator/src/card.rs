@@ -3,6 +3,7 @@
 
 use crate::apdu::{Command, Response};
 use crate::device;
+use crate::limits::Limits;
 use crate::rng::{self, CardRng};
 use crate::state::{Batch, CardState, Change, FileEntry};
 use crate::status::Status;
@@ -47,6 +48,7 @@ impl Session {
 /// One emulated SmartCard-HSM.
 pub struct Card {
     pub(crate) state: CardState,
+    pub(crate) limits: Limits,
     store: Box<dyn Store>,
     pub(crate) rng: Box<dyn CardRng>,
     pub(crate) session: Session,
@@ -67,6 +69,7 @@ impl Card {
         let state = store.load()?;
         let mut card = Card {
             state,
+            limits: Limits::default(),
             store,
             rng,
             session: Session::default(),
@@ -91,6 +94,12 @@ impl Card {
             tracing::info!(serial = card.serial(), "manufactured a new card");
         }
         Ok(card)
+    }
+
+    /// The same card with other capacity limits.
+    pub fn with_limits(mut self, limits: Limits) -> Card {
+        self.limits = limits;
+        self
     }
 
     /// The serial number middleware shows (device CHR minus its last five characters).

@@ -5,9 +5,6 @@ pub const EF_DEVICE_CERTIFICATES: u16 = 0x2F02;
 /// EF.TokenInfo: the token label.
 pub const EF_TOKEN_INFO: u16 = 0x2F03;
 
-/// Largest file the card stores.
-pub const MAX_FILE_SIZE: usize = 32 * 1024;
-
 /// Object prefixes (the high byte of a FID).
 pub mod prefix {
     /// Private or secret key.

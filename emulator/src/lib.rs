@@ -21,6 +21,7 @@ pub mod hash;
 pub mod hex;
 pub mod keyblob;
 pub mod keystore;
+pub mod limits;
 pub mod pin;
 pub mod rng;
 pub mod state;
@@ -30,5 +31,6 @@ pub mod tlv;
 
 pub use applet::{AID, VERSION};
 pub use card::{Card, ATR};
+pub use limits::Limits;
 pub use status::Status;
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

@@ -66,6 +66,22 @@ impl CardState {
         }
     }
 
+    /// Bytes in use: every file's content and every key's stored form, plus the per-object
+    /// overhead.
+    pub fn storage_used(&self) -> usize {
+        let files: usize = self
+            .files
+            .values()
+            .map(|f| f.data.len() + crate::limits::OBJECT_OVERHEAD)
+            .sum();
+        let keys: usize = self
+            .keys
+            .values()
+            .map(|k| k.encode().len() + crate::limits::OBJECT_OVERHEAD)
+            .sum();
+        files + keys
+    }
+
     /// The sequence number the next created file gets.
     pub fn next_seq(&self) -> u64 {
         self.files.values().map(|f| f.seq + 1).max().unwrap_or(0)

@@ -229,3 +229,42 @@ fn ec_keys_refuse_rsa_algorithms() {
         "6700"
     );
 }
+
+#[test]
+fn the_key_limit_answers_6a84() {
+    let mut card = logged_in_card().with_limits(emulator::Limits {
+        max_keys: 2,
+        ..emulator::Limits::default()
+    });
+    for id in [1u8, 2] {
+        assert_eq!(
+            send_ext(
+                &mut card,
+                [0x00, 0x46, id, 0x00],
+                &generate_request(&ec_template(Curve::Secp256r1))
+            )
+            .1,
+            "9000"
+        );
+    }
+    assert_eq!(
+        send_ext(
+            &mut card,
+            [0x00, 0x46, 3, 0x00],
+            &generate_request(&ec_template(Curve::Secp256r1))
+        )
+        .1,
+        "6A84"
+    );
+    assert!(!card.state().keys.contains_key(&3) && !card.state().files.contains_key(&0xCE03));
+    // Replacing a key is not a new key.
+    assert_eq!(
+        send_ext(
+            &mut card,
+            [0x00, 0x46, 2, 0x00],
+            &generate_request(&ec_template(Curve::Secp256r1))
+        )
+        .1,
+        "9000"
+    );
+}

@@ -223,6 +223,45 @@ mod tests {
         );
     }
 
+    /// vpcd misbehaving: a frame cut off mid-APDU, a length that lies, a zero-length frame.
+    /// The card answers what it can, never exits, and is back on the next connection.
+    #[tokio::test(flavor = "current_thread")]
+    async fn survives_broken_frames_and_dropped_sockets() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: listener.local_addr().unwrap().port(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let card_task = tokio::spawn(async move {
+            let mut card = memory_card();
+            run(&mut card, &endpoint, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+        // 1. The socket drops in the middle of an APDU (length sent, half the payload).
+        let (mut vpcd, _) = listener.accept().await.unwrap();
+        vpcd.write_all(&[0x00, 0x11, 0x00, 0xA4, 0x04])
+            .await
+            .unwrap();
+        drop(vpcd);
+        // 2. A length that promises more than ever comes, then the socket closes.
+        let (mut vpcd, _) = listener.accept().await.unwrap();
+        vpcd.write_all(&[0xFF, 0xFF, 0x00, 0x84, 0x00, 0x00, 0x08])
+            .await
+            .unwrap();
+        drop(vpcd);
+        // 3. A zero-length frame gets an answer (6700), and the link stays up.
+        let (mut vpcd, _) = listener.accept().await.unwrap();
+        vpcd.write_all(&[0x00, 0x00]).await.unwrap();
+        assert_eq!(recv_frame(&mut vpcd).await, vec![0x67, 0x00]);
+        send_frame(&mut vpcd, &[0x04]).await;
+        assert_eq!(recv_frame(&mut vpcd).await, emulator::ATR.to_vec());
+        stop_tx.send(()).unwrap();
+        card_task.await.unwrap();
+    }
+
     #[test]
     fn endpoint_parsing() {
         assert_eq!(

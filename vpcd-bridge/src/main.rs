@@ -1,16 +1,36 @@
 //! `sc-hsm-emulator`: an emulated SmartCard-HSM in a vpcd virtual reader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use emulator::{Card, RedbStore};
+use emulator::{Card, Limits, RedbStore};
 use vpcd_bridge::Endpoint;
 
 /// An emulated CardContact SmartCard-HSM for pcscd's vpcd virtual reader.
 ///
 /// The card keeps its state (PINs, keys, objects) in a redb database file, so it survives
 /// restarts like a real card. Point OpenSC at it as at a real SmartCard-HSM.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn databases_of_several_cards() {
+        use std::path::Path;
+        assert_eq!(
+            super::card_db(Path::new("/d/card.redb"), 0),
+            Path::new("/d/card.redb")
+        );
+        assert_eq!(
+            super::card_db(Path::new("/d/card.redb"), 1),
+            Path::new("/d/card-1.redb")
+        );
+        assert_eq!(
+            super::card_db(Path::new("/d/card"), 2),
+            Path::new("/d/card-2")
+        );
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "sc-hsm-emulator", version, about, long_about)]
 struct Cli {
@@ -37,7 +57,41 @@ enum Command {
         /// Where vpcd listens: slot 0 is port 35963, slot 1 is 35964.
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:35963")]
         vpcd: Endpoint,
+
+        /// Serve N cards from this one process: card i uses vpcd port PORT+i and its own
+        /// database (PATH for card 0, PATH with "-i" before the extension for the others).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        cards: u16,
+
+        /// Storage of each card in bytes: files and keys, 16 bytes per object on top.
+        /// A full card answers 6A84 (a real SmartCard-HSM 4K has about 76 KB).
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().storage_bytes)]
+        storage: usize,
+
+        /// Largest file of each card, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_size)]
+        max_file_size: usize,
+
+        /// Most keys on each card, besides the device key.
+        #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
+        max_keys: usize,
     },
+}
+
+/// The database of card `index` when a process serves several.
+fn card_db(base: &Path, index: u16) -> PathBuf {
+    if index == 0 {
+        return base.to_path_buf();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    base.with_file_name(name)
 }
 
 fn default_db() -> Result<PathBuf, String> {
@@ -82,21 +136,72 @@ async fn shutdown_signal() {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Run { db, vpcd } => {
-            let path = match db {
+        Command::Run {
+            db,
+            vpcd,
+            cards,
+            storage,
+            max_file_size,
+            max_keys,
+        } => {
+            let base = match db {
                 Some(path) => path,
                 None => default_db()?,
             };
-            let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
-            let mut card = Card::open(Box::new(store)).map_err(|e| e.to_string())?;
-            tracing::info!(db = %path.display(), serial = card.serial(), vpcd = %vpcd, "SmartCard-HSM emulator ready");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            runtime.block_on(vpcd_bridge::run(&mut card, &vpcd, shutdown_signal()));
+            let limits = Limits {
+                storage_bytes: storage,
+                max_file_size,
+                max_keys,
+            };
+            // Open every card first: a locked or damaged database stops the start.
+            let mut opened = Vec::new();
+            for index in 0..cards {
+                let path = card_db(&base, index);
+                let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
+                let card = Card::open(Box::new(store))
+                    .map_err(|e| e.to_string())?
+                    .with_limits(limits);
+                let endpoint = Endpoint {
+                    host: vpcd.host.clone(),
+                    port: vpcd
+                        .port
+                        .checked_add(index)
+                        .ok_or("vpcd port out of range")?,
+                };
+                tracing::info!(db = %path.display(), serial = card.serial(), vpcd = %endpoint, "SmartCard-HSM emulator ready");
+                opened.push((card, endpoint));
+            }
+            // One thread per card, so that a slow command (RSA-4096 key generation) on one
+            // card never holds up another.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let threads: Vec<_> = opened
+                .into_iter()
+                .map(|(mut card, endpoint)| {
+                    let mut stopped = stopped.clone();
+                    std::thread::spawn(move || -> Result<(), String> {
+                        runtime()?.block_on(vpcd_bridge::run(&mut card, &endpoint, async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        }));
+                        Ok(())
+                    })
+                })
+                .collect();
+            runtime()?.block_on(shutdown_signal());
+            let _ = stop.send(true);
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| "a card thread panicked".to_string())??;
+            }
             Ok(())
         }
     }

@@ -74,9 +74,7 @@ impl Card {
         if self.state.keys.contains_key(&key_id) {
             return Err(Status::FileExists);
         }
-        if !self.has_room_for(1) {
-            return Err(Status::NotEnoughMemory);
-        }
+        self.check_room(1, 1, 0)?;
         let blob = if data.is_empty() {
             &self
                 .state
@@ -91,6 +89,7 @@ impl Card {
             BlobError::Rejected => Status::IncorrectData,
             BlobError::Unsupported => Status::FunctionNotSupported,
         })?;
+        self.check_room(1, 1, key.encode().len() + crate::limits::OBJECT_OVERHEAD)?;
         let request = self.attest(key_id, &key)?;
         self.commit(vec![Change::PutKey(key_id, key)])?;
         Ok(Response::ok(request))

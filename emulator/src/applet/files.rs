@@ -114,18 +114,20 @@ impl Card {
         }
         self.allowed(files::write_access(fid))?;
         self.allowed(Access::UserPin)?;
-        let (seq, mut content) = match self.state.files.get(&fid) {
-            Some(file) => (file.seq, file.data.clone()),
-            None if self.has_room_for(1) => (self.state.next_seq(), Vec::new()),
-            None => return Err(Status::NotEnoughMemory),
+        let (seq, mut content, new_objects) = match self.state.files.get(&fid) {
+            Some(file) => (file.seq, file.data.clone(), 0),
+            None => (self.state.next_seq(), Vec::new(), 1),
         };
         if offset > content.len() {
             return Err(Status::WrongOffset);
         }
         let end = offset + data.len();
-        if end > files::MAX_FILE_SIZE {
+        if end > self.limits.max_file_size {
             return Err(Status::NotEnoughMemory);
         }
+        let growth =
+            end.saturating_sub(content.len()) + new_objects * crate::limits::OBJECT_OVERHEAD;
+        self.check_room(new_objects, 0, growth)?;
         if end > content.len() {
             content.resize(end, 0);
         }

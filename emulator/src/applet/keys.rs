@@ -7,6 +7,7 @@ use crate::cvc::{self, RequestBody, TaAlgorithm};
 use crate::ec::Curve;
 use crate::files;
 use crate::keystore::{self, KeyMaterial, KeyPolicy, KeyRecord, DEVICE_KEY_ID};
+use crate::limits::MAX_OBJECTS;
 use crate::state::{Change, FileEntry};
 use crate::status::Status;
 use crate::tlv;
@@ -110,9 +111,6 @@ fn crypto_status(e: CryptoError) -> Status {
     }
 }
 
-/// Most objects ENUMERATE OBJECTS may list: OpenSC reads its answer into 1014 bytes.
-pub const MAX_OBJECTS: usize = 507;
-
 impl Card {
     pub(super) fn require_user(&self) -> Result<(), Status> {
         if self.session.user_verified {
@@ -122,9 +120,22 @@ impl Card {
         }
     }
 
-    /// Whether `extra` more objects still fit in an ENUMERATE OBJECTS answer.
-    pub(super) fn has_room_for(&self, extra: usize) -> bool {
-        self.state.files.len() + self.state.keys.len() + extra <= MAX_OBJECTS
+    /// Whether the card can take `new_objects` more objects (of which `new_keys` keys) and
+    /// `extra_bytes` more bytes: `6A84` if not.
+    pub(super) fn check_room(
+        &self,
+        new_objects: usize,
+        new_keys: usize,
+        extra_bytes: usize,
+    ) -> Result<(), Status> {
+        let objects = self.state.files.len() + self.state.keys.len() + new_objects;
+        let keys = self.state.keys.len().saturating_sub(1) + new_keys;
+        let bytes = self.state.storage_used() + extra_bytes;
+        if objects > MAX_OBJECTS || keys > self.limits.max_keys || bytes > self.limits.storage_bytes
+        {
+            return Err(Status::NotEnoughMemory);
+        }
+        Ok(())
     }
 
     /// GENERATE ASYMMETRIC KEY PAIR: a new key in `CCxx`, answered (and stored in `CExx`) as
@@ -145,11 +156,10 @@ impl Card {
         if request.policy.domain.is_some_and(|d| d != 0) {
             return Err(Status::ReferencedDataNotFound);
         }
-        let new_objects = usize::from(!self.state.keys.contains_key(&key_id))
-            + usize::from(!self.state.files.contains_key(&key_fid_ce(key_id)));
-        if !self.has_room_for(new_objects) {
-            return Err(Status::NotEnoughMemory);
-        }
+        let new_key = usize::from(!self.state.keys.contains_key(&key_id));
+        let new_objects =
+            new_key + usize::from(!self.state.files.contains_key(&key_fid_ce(key_id)));
+        self.check_room(new_objects, new_key, 0)?;
         let (outer_car, signer_key) = self.outer_signer(signer, request.outer_car)?;
 
         let mut key = match request.spec {

@@ -221,7 +221,11 @@ fn update_binary_creates_extends_and_guards() {
     assert_eq!(
         sw(
             &mut c,
-            &update("CF02", 0, &vec![0; crate::files::MAX_FILE_SIZE + 1])
+            &update(
+                "CF02",
+                0,
+                &vec![0; crate::Limits::default().max_file_size + 1]
+            )
         ),
         "6A84"
     );
@@ -276,6 +280,50 @@ fn delete_file_rules() {
     assert_eq!(sw(&mut c, "00E4020002CC01"), "6A82");
     assert_eq!(sw(&mut c, "00E4030002C901"), "6A86");
     assert_eq!(sw(&mut c, "00E4020001C9"), "6700");
+}
+
+#[test]
+fn a_full_card_answers_6a84_and_writes_nothing() {
+    let mut c = logged_in();
+    let used = c.state().storage_used();
+    c = c.with_limits(crate::Limits {
+        storage_bytes: used + 100,
+        ..crate::Limits::default()
+    });
+    assert_eq!(sw(&mut c, &update("CF01", 0, &[1; 60])), "9000");
+    // 60 + 16 used of 100: 25 more bytes do not fit, neither does a new file.
+    assert_eq!(sw(&mut c, &update("CF01", 60, &[2; 25])), "6A84");
+    assert_eq!(c.state().files[&0xCF01].data, vec![1; 60]);
+    assert_eq!(sw(&mut c, &update("CF02", 0, &[3; 10])), "6A84");
+    assert!(!c.state().files.contains_key(&0xCF02));
+    // Overwriting in place needs no room.
+    assert_eq!(sw(&mut c, &update("CF01", 0, &[4; 60])), "9000");
+    // Deleting makes room again.
+    assert_eq!(sw(&mut c, "00E4020002CF01"), "9000");
+    assert_eq!(sw(&mut c, &update("CF02", 0, &[3; 10])), "9000");
+    // The object count OpenSC can list is a limit too.
+    let mut c = logged_in();
+    let mut created = 0;
+    loop {
+        let fid = format!(
+            "{:04X}",
+            if created < 256 {
+                0xCF00 + created
+            } else {
+                0xC900 + created - 256
+            }
+        );
+        let status = sw(&mut c, &update(&fid, 0, b"x"));
+        if status != "9000" {
+            assert_eq!(status, "6A84");
+            break;
+        }
+        created += 1;
+    }
+    assert_eq!(
+        c.state().files.len() + c.state().keys.len(),
+        crate::limits::MAX_OBJECTS
+    );
 }
 
 #[test]
