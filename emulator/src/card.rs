@@ -1,6 +1,8 @@
 //! The card as a whole: persistent state, volatile session state, and the APDU layer that
 //! every transport shares (command chaining, `61xx` + GET RESPONSE, Le).
 
+use zeroize::Zeroize;
+
 use crate::apdu::{Command, Response};
 use crate::device;
 use crate::limits::Limits;
@@ -131,8 +133,17 @@ impl Card {
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         let response = match Command::parse(apdu) {
             Ok(command) => {
-                let response = self.process(command.clone());
-                log_exchange(&command, &response);
+                let header = (
+                    command.cla,
+                    command.ins,
+                    command.p1,
+                    command.p2,
+                    command.data.len(),
+                    command.le,
+                );
+                let name = applet::command_name(&command);
+                let response = self.process(command);
+                log_exchange(name, header, &response);
                 response
             }
             Err(status) => {
@@ -159,8 +170,12 @@ impl Card {
             Ok(None) => return Response::empty(),
             Err(status) => return status.into(),
         };
+        let mut command = command;
         let response = applet::dispatch(self, &command).unwrap_or_else(Response::from);
-        self.limit_to_le(&command, response)
+        let response = self.limit_to_le(&command, response);
+        // Command data may hold a PIN or a DKEK share: wipe it.
+        command.data.zeroize();
+        response
     }
 
     /// Collects chained data; returns the complete command once the last part arrives.
@@ -191,9 +206,11 @@ impl Card {
         }
         if let Some(mut chain) = self.session.chain.take() {
             if chain.data.len() + command.data.len() > MAX_CHAINED_DATA {
+                chain.data.zeroize();
                 return Err(Status::WrongLength);
             }
             chain.data.extend_from_slice(&command.data);
+            command.data.zeroize();
             command.data = chain.data;
             command.extended = true;
         }
@@ -254,14 +271,19 @@ impl Card {
     }
 }
 
-fn log_exchange(command: &Command, response: &Response) {
+/// Logs one exchange: the command's name, header bytes and lengths, never its data.
+fn log_exchange(
+    name: &str,
+    (cla, _ins, p1, p2, lc, le): (u8, u8, u8, u8, usize, Option<usize>),
+    response: &Response,
+) {
     tracing::debug!(
-        command = applet::command_name(command),
-        cla = command.cla,
-        p1 = command.p1,
-        p2 = command.p2,
-        lc = command.data.len(),
-        le = command.le,
+        command = name,
+        cla,
+        p1,
+        p2,
+        lc,
+        le,
         resp = response.data.len(),
         sw = %response.status,
         "apdu"

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::dkek::kcv;
 use crate::ec::Curve;
-use crate::keystore::{trimmed, KeyMaterial, KeyPolicy, KeyRecord};
+use crate::keystore::{self, trimmed, KeyMaterial, KeyPolicy, KeyRecord};
 use crate::rng::CardRng;
 
 /// Key types of the blob.
@@ -285,8 +285,7 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
             let d = take_field(&mut fields)?;
             let n = take_field(&mut fields)?;
             let e = take_field(&mut fields)?;
-            let key = rsa::PrivateKey::from_components(boxed(n), boxed(e), boxed(d), Vec::new())
-                .map_err(|_| BlobError::Rejected)?;
+            let key = keystore::rsa_from_components(n, e, d, &[]).ok_or(BlobError::Rejected)?;
             KeyMaterial::Rsa(Box::new(key))
         }
         TYPE_RSA_CRT => {

@@ -121,6 +121,68 @@ fn boxed(bytes: &[u8]) -> BoxedUint {
     BoxedUint::from_be_slice_vartime(bytes)
 }
 
+/// Bit length of a big-endian unsigned integer.
+fn bit_length(bytes: &[u8]) -> usize {
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    match bytes.get(skip) {
+        Some(first) => (bytes.len() - skip) * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+fn is_odd(bytes: &[u8]) -> bool {
+    bytes.last().is_some_and(|b| b & 1 == 1)
+}
+
+/// Runs an RSA constructor of the `rsa` crate, which can panic on values no real key has
+/// (found by fuzzing UNWRAP): such input is refused, not a crash.
+fn guarded(
+    build: impl FnOnce() -> rsa::Result<rsa::PrivateKey> + std::panic::UnwindSafe,
+) -> Option<rsa::PrivateKey> {
+    std::panic::catch_unwind(build).ok()?.ok()
+}
+
+/// An RSA key from modulus, public and private exponent (and primes, if known), checked to be
+/// plausible before the `rsa` crate sees it.
+pub fn rsa_from_components(
+    n: &[u8],
+    e: &[u8],
+    d: &[u8],
+    primes: &[&[u8]],
+) -> Option<rsa::PrivateKey> {
+    let bits = bit_length(n);
+    let plausible = (1024..=4096).contains(&bits)
+        && is_odd(n)
+        && is_odd(e)
+        && (2..bits).contains(&bit_length(e))
+        && (2..=bits).contains(&bit_length(d))
+        && primes
+            .iter()
+            .all(|p| is_odd(p) && (2..bits).contains(&bit_length(p)));
+    if !plausible {
+        return None;
+    }
+    let (n, e, d) = (boxed(n), boxed(e), boxed(d));
+    let primes: Vec<BoxedUint> = primes.iter().map(|p| boxed(p)).collect();
+    guarded(move || rsa::PrivateKey::from_components(n, e, d, primes))
+}
+
+/// An RSA key from its primes and public exponent, checked like [`rsa_from_components`].
+pub fn rsa_from_primes(p: &[u8], q: &[u8], e: &[u8]) -> Option<rsa::PrivateKey> {
+    let (pb, qb) = (bit_length(p), bit_length(q));
+    let plausible = is_odd(p)
+        && is_odd(q)
+        && (512..=2048).contains(&pb)
+        && (512..=2048).contains(&qb)
+        && is_odd(e)
+        && (2..pb + qb).contains(&bit_length(e));
+    if !plausible {
+        return None;
+    }
+    let (p, q, e) = (boxed(p), boxed(q), boxed(e));
+    guarded(move || rsa::PrivateKey::from_p_q(p, q, e))
+}
+
 /// Record tags of the stored format.
 mod tag {
     pub const KIND: u16 = 0x01;
@@ -227,14 +289,13 @@ impl KeyRecord {
         let field = |t| tlv::find(body, t);
         let material = match field(tag::KIND)? {
             [KIND_RSA] => {
-                let primes = vec![boxed(field(tag::RSA_P)?), boxed(field(tag::RSA_Q)?)];
-                let key = rsa::PrivateKey::from_components(
-                    boxed(field(tag::RSA_N)?),
-                    boxed(field(tag::RSA_E)?),
-                    boxed(field(tag::RSA_D)?),
-                    primes,
-                )
-                .ok()?;
+                let primes = [field(tag::RSA_P)?, field(tag::RSA_Q)?];
+                let key = rsa_from_components(
+                    field(tag::RSA_N)?,
+                    field(tag::RSA_E)?,
+                    field(tag::RSA_D)?,
+                    &primes,
+                )?;
                 KeyMaterial::Rsa(Box::new(key))
             }
             [KIND_EC] => {

@@ -135,7 +135,12 @@ pub async fn serve(card: &mut Card, mut stream: TcpStream) -> std::io::Result<()
                 tracing::warn!(byte, "unknown vpcd control byte ignored");
                 None
             }
-            Request::Apdu(apdu) => Some(card.transmit(&apdu)),
+            Request::Apdu(mut apdu) => {
+                let answer = card.transmit(&apdu);
+                // The command may have carried a PIN or a DKEK share.
+                apdu.fill(0);
+                Some(answer)
+            }
         };
         if let Some(answer) = answer {
             match frame::encode(&answer) {
