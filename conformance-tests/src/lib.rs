@@ -220,34 +220,14 @@ impl Sandbox {
     /// Starts one emulator process serving cards in vpcd slots 0 and 1 (`--cards 2`) and
     /// waits until pcscd sees both.
     pub fn insert_two_cards_in_one_process(&mut self) {
-        let log = self.dir.path().join("emulator-two-cards.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .inside(false)
-            .arg(emulator_binary())
-            .args(["run", "-v", "--cards", "2", "--vpcd", "127.0.0.1:35963"])
-            .arg("--db")
-            .arg(self.db_path(0))
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("start sc-hsm-emulator");
-        self.cards.push(CardProcess {
-            child,
-            slot: 0,
-            log,
-        });
+        self.spawn_emulator(0, &["-v", "--cards", "2"]);
         self.wait_for_card(0);
         self.wait_for_card(1);
     }
 
-    /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
-    pub fn insert_card(&mut self, slot: u8) {
-        self.insert_card_with(slot, &["-v"]);
-    }
-
-    /// As [`Sandbox::insert_card`], with extra arguments for `sc-hsm-emulator run`.
-    pub fn insert_card_with(&mut self, slot: u8, extra_args: &[&str]) {
+    /// Starts `sc-hsm-emulator run --db <slot's database> --vpcd <slot's port> ARGS` inside
+    /// the sandbox's network namespace, logging to a file of its own.
+    fn spawn_emulator(&mut self, slot: u8, args: &[&str]) {
         let log = self
             .dir
             .path()
@@ -261,14 +241,24 @@ impl Sandbox {
                 "--vpcd",
                 &format!("127.0.0.1:{}", 35963 + u16::from(slot)),
             ])
-            .args(extra_args)
             .arg("--db")
             .arg(self.db_path(slot))
+            .args(args)
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("start sc-hsm-emulator");
         self.cards.push(CardProcess { child, slot, log });
+    }
+
+    /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
+    pub fn insert_card(&mut self, slot: u8) {
+        self.insert_card_with(slot, &["-v"]);
+    }
+
+    /// As [`Sandbox::insert_card`], with extra arguments for `sc-hsm-emulator run`.
+    pub fn insert_card_with(&mut self, slot: u8, extra_args: &[&str]) {
+        self.spawn_emulator(slot, extra_args);
         self.wait_for_card(slot);
     }
 
@@ -341,27 +331,7 @@ impl Sandbox {
     /// powered and never accepts the new connection); when the card is not back within a few
     /// seconds, pcscd is restarted as well. Returns whether that was needed.
     pub fn restart_killed_card(&mut self, slot: u8) -> bool {
-        let log = self
-            .dir
-            .path()
-            .join(format!("emulator{slot}-{}.log", self.cards.len()));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .inside(false)
-            .arg(emulator_binary())
-            .args([
-                "run",
-                "-v",
-                "--vpcd",
-                &format!("127.0.0.1:{}", 35963 + u16::from(slot)),
-            ])
-            .arg("--db")
-            .arg(self.db_path(slot))
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("start sc-hsm-emulator");
-        self.cards.push(CardProcess { child, slot, log });
+        self.spawn_emulator(slot, &["-v"]);
         // A normal re-insertion is seen within about a second (pcscd polls every 0.4 s).
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(2) {

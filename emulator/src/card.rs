@@ -98,6 +98,11 @@ impl Card {
         Ok(card)
     }
 
+    /// The capacity limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The same card with other capacity limits.
     pub fn with_limits(mut self, limits: Limits) -> Card {
         self.limits = limits;

@@ -6,6 +6,7 @@
 //! before each answer leaves the card.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod apdu;
 mod applet;
 pub mod card;
@@ -23,6 +24,7 @@ pub mod keyblob;
 pub mod keystore;
 pub mod limits;
 pub mod pin;
+pub mod report;
 pub mod rng;
 pub mod state;
 pub mod status;

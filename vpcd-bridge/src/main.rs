@@ -76,6 +76,55 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
         max_keys: usize,
     },
+
+    /// Initialise a card offline, as `sc-hsm-tool --initialize` would through a reader.
+    ///
+    /// Creates the card if the database does not exist. Re-initialising an initialised card
+    /// needs its SO-PIN (a wrong one costs an SO-PIN try) and erases every key and object.
+    /// The card must not be running.
+    Init {
+        /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// Security officer PIN: 16 hexadecimal digits (8 bytes).
+        #[arg(long, value_name = "HEX16", default_value = "3537363231383830")]
+        so_pin: String,
+
+        /// User PIN: 6 to 16 characters.
+        #[arg(long, value_name = "PIN", default_value = "648219")]
+        pin: String,
+
+        /// Token label shown by PKCS#11 (without one, middleware shows "SmartCard-HSM").
+        #[arg(long)]
+        label: Option<String>,
+
+        /// Number of DKEK shares to import later; 0 makes the card generate a DKEK; without
+        /// the option the card has no DKEK and cannot wrap keys.
+        #[arg(long, value_name = "N")]
+        dkek_shares: Option<u8>,
+
+        /// User PIN retry counter.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        pin_retry: u8,
+    },
+
+    /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
+    ///
+    /// The card must not be running (its database is locked while it is).
+    Status {
+        /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+/// `--db`, or the default database.
+fn db_path(db: Option<PathBuf>) -> Result<PathBuf, String> {
+    match db {
+        Some(path) => Ok(path),
+        None => default_db(),
+    }
 }
 
 /// The database of card `index` when a process serves several.
@@ -143,8 +192,48 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// Opens an existing card (or a new one for `init`) from its database.
+fn open_card(path: &Path, create: bool) -> Result<Card, String> {
+    if !create && !path.exists() {
+        return Err(format!("no card database at {}", path.display()));
+    }
+    let store = RedbStore::open(path).map_err(|e| e.to_string())?;
+    Card::open(Box::new(store)).map_err(|e| e.to_string())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Init {
+            db,
+            so_pin,
+            pin,
+            label,
+            dkek_shares,
+            pin_retry,
+        } => {
+            let path = db_path(db)?;
+            let mut card = open_card(&path, true)?;
+            let options = emulator::admin::InitOptions {
+                so_pin,
+                pin,
+                label,
+                dkek_shares,
+                pin_retry,
+            };
+            emulator::admin::initialize(&mut card, &options)?;
+            println!(
+                "Initialised the card {} in {}",
+                card.serial(),
+                path.display()
+            );
+            Ok(())
+        }
+        Command::Status { db } => {
+            let path = db_path(db)?;
+            let card = open_card(&path, false)?;
+            print!("{}", emulator::report::Report::of(&card));
+            Ok(())
+        }
         Command::Run {
             db,
             vpcd,
@@ -153,10 +242,7 @@ fn run(cli: Cli) -> Result<(), String> {
             max_file_size,
             max_keys,
         } => {
-            let base = match db {
-                Some(path) => path,
-                None => default_db()?,
-            };
+            let base = db_path(db)?;
             let limits = Limits {
                 storage_bytes: storage,
                 max_file_size,
