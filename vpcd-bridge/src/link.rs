@@ -54,6 +54,18 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(250);
 /// Transport errors never end the loop: they are logged and the card reconnects. The card is
 /// powered off whenever the link drops, as a card pulled from a reader is.
 pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Output = ()>) {
+    run_notifying(card, endpoint, shutdown, || {}).await
+}
+
+/// As [`run`]; `on_present` is called once, when pcscd first asks for the ATR (from then on
+/// pcscd reports the card present).
+pub async fn run_notifying(
+    card: &mut Card,
+    endpoint: &Endpoint,
+    shutdown: impl Future<Output = ()>,
+    on_present: impl FnOnce(),
+) {
+    let mut on_present = Some(on_present);
     tokio::pin!(shutdown);
     let mut announced_waiting = false;
     loop {
@@ -71,7 +83,7 @@ pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Out
                         card.power_off();
                         break;
                     }
-                    outcome = serve(card, stream) => outcome,
+                    outcome = serve(card, stream, &mut on_present) => outcome,
                 };
                 card.power_off();
                 match outcome {
@@ -104,7 +116,11 @@ pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Out
 /// Nagle on its side and delayed ACKs on ours, the payload would wait ~40 ms for our ACK.
 /// `TCP_QUICKACK` before every read (Linux clears it after use) acknowledges at once; answers
 /// go out as one write with `TCP_NODELAY`.
-pub async fn serve(card: &mut Card, mut stream: TcpStream) -> std::io::Result<()> {
+pub async fn serve(
+    card: &mut Card,
+    mut stream: TcpStream,
+    on_present: &mut Option<impl FnOnce()>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let quickack = |s: &TcpStream| {
@@ -130,7 +146,12 @@ pub async fn serve(card: &mut Card, mut stream: TcpStream) -> std::io::Result<()
                 card.reset();
                 None
             }
-            Request::GetAtr => Some(card.atr().to_vec()),
+            Request::GetAtr => {
+                if let Some(notify) = on_present.take() {
+                    notify();
+                }
+                Some(card.atr().to_vec())
+            }
             Request::UnknownControl(byte) => {
                 tracing::warn!(byte, "unknown vpcd control byte ignored");
                 None

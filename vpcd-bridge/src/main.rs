@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod sandbox;
 use emulator::{Card, Limits, RedbStore};
 use vpcd_bridge::Endpoint;
 
@@ -75,6 +77,36 @@ enum Command {
         /// Most keys on each card, besides the device key.
         #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
         max_keys: usize,
+
+        /// Create this file once pcscd has seen every card (used by `sandbox`).
+        #[arg(long, value_name = "PATH", hide = true)]
+        ready_file: Option<PathBuf>,
+    },
+
+    /// Run COMMAND against the card in a private pcscd, then tear everything down.
+    ///
+    /// Starts pcscd with the vpcd driver and the card(s) in private namespaces (no system pcscd
+    /// is touched or needed), waits until the card is present, runs COMMAND with
+    /// PCSCLITE_CSOCK_NAME pointing at that pcscd, and exits with COMMAND's exit code:
+    ///
+    ///     sc-hsm-emulator sandbox -- pkcs11-tool -L
+    ///     sc-hsm-emulator sandbox --db card.redb -- ./run-my-pkcs11-tests.sh
+    ///
+    /// Without --db the card is a new one, thrown away afterwards. Runs as root, or as a
+    /// normal user where user namespaces are enabled. Needs pcscd, vsmartcard-vpcd,
+    /// util-linux and iproute2.
+    Sandbox {
+        /// Card database to use (for example one made with `init`). [default: a new card]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// Number of cards (vpcd slots 0..N-1; one pcscd has two).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+        cards: u16,
+
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
 
     /// Initialise a card offline, as `sc-hsm-tool --initialize` would through a reader.
@@ -228,6 +260,19 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Sandbox { db, cards, command } => {
+            let status = sandbox::run(sandbox::Options {
+                db,
+                cards,
+                verbose: cli.verbose,
+                command,
+            })?;
+            // COMMAND's exit code becomes ours (128 + signal if it was killed).
+            let code = status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            });
+            std::process::exit(code);
+        }
         Command::Status { db } => {
             let path = db_path(db)?;
             let card = open_card(&path, false)?;
@@ -241,6 +286,7 @@ fn run(cli: Cli) -> Result<(), String> {
             storage,
             max_file_size,
             max_keys,
+            ready_file,
         } => {
             let base = db_path(db)?;
             let limits = Limits {
@@ -269,14 +315,27 @@ fn run(cli: Cli) -> Result<(), String> {
             // One thread per card, so that a slow command (RSA-4096 key generation) on one
             // card never holds up another.
             let (stop, stopped) = tokio::sync::watch::channel(false);
+            let present = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let total = opened.len();
             let threads: Vec<_> = opened
                 .into_iter()
                 .map(|(mut card, endpoint)| {
                     let mut stopped = stopped.clone();
+                    let present = std::sync::Arc::clone(&present);
+                    let ready_file = ready_file.clone();
                     std::thread::spawn(move || -> Result<(), String> {
-                        runtime()?.block_on(vpcd_bridge::run(&mut card, &endpoint, async move {
+                        let on_present = move || {
+                            let seen = present.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            if let (true, Some(file)) = (seen == total, ready_file) {
+                                if let Err(e) = std::fs::write(&file, b"") {
+                                    tracing::error!(file = %file.display(), error = %e, "cannot write the ready file");
+                                }
+                            }
+                        };
+                        let shutdown = async move {
                             let _ = stopped.wait_for(|stop| *stop).await;
-                        }));
+                        };
+                        runtime()?.block_on(vpcd_bridge::link::run_notifying(&mut card, &endpoint, shutdown, on_present));
                         Ok(())
                     })
                 })
