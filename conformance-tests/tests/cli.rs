@@ -79,3 +79,90 @@ fn init_offline_then_use_then_status() {
     );
     assert!(!emulator(&["status", "--db", "/nonexistent/card.redb"]).0);
 }
+
+#[test]
+fn a_trace_of_a_login_and_a_signature_names_the_commands_and_holds_no_pin() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let text_trace = sandbox.scratch().join("trace.txt");
+    let json_trace = sandbox.scratch().join("trace.jsonl");
+    sandbox.insert_card_with(
+        0,
+        &[
+            "--trace",
+            text_trace.to_str().unwrap(),
+            "--trace-json",
+            json_trace.to_str().unwrap(),
+        ],
+    );
+    sandbox.ok(
+        "sc-hsm-tool",
+        &[
+            "--initialize",
+            "--so-pin",
+            conformance_tests::SO_PIN,
+            "--pin",
+            PIN,
+        ],
+    );
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "-l",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "01",
+        ],
+    );
+    let data = sandbox.scratch().join("data");
+    std::fs::write(&data, b"traced").unwrap();
+    sandbox.ok(
+        "pkcs11-tool",
+        &[
+            "-l",
+            "--pin",
+            PIN,
+            "--sign",
+            "--id",
+            "01",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--input-file",
+            data.to_str().unwrap(),
+            "--output-file",
+            sandbox.scratch().join("sig").to_str().unwrap(),
+        ],
+    );
+    let text_lines = std::fs::read_to_string(&text_trace).unwrap();
+    let json_lines = std::fs::read_to_string(&json_trace).unwrap();
+    assert!(
+        text_lines.contains("VERIFY") && text_lines.contains("user PIN"),
+        "{text_lines}"
+    );
+    assert!(
+        text_lines.lines().any(|l| l.contains("SIGN")
+            && l.contains("key CC01, Ecdsa(Some(Sha256))")
+            && l.contains("9000 success")),
+        "{text_lines}"
+    );
+    assert!(
+        text_lines.contains("GENERATE ASYMMETRIC KEY PAIR"),
+        "{text_lines}"
+    );
+    assert_eq!(text_lines.lines().count(), json_lines.lines().count());
+    for line in json_lines.lines() {
+        assert!(
+            line.starts_with("{\"time\":") && line.ends_with('}') && line.contains("\"sw\":\""),
+            "{line}"
+        );
+    }
+    for trace in [&text_lines, &json_lines] {
+        let upper = trace.to_uppercase();
+        for secret in ["648219", "363438323139", "3537363231383830", "57621880"] {
+            assert!(!upper.contains(secret), "{secret} is in a trace");
+        }
+    }
+}

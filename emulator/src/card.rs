@@ -10,6 +10,7 @@ use crate::rng::{self, CardRng};
 use crate::state::{Batch, CardState, Change, FileEntry};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
+use crate::trace::TraceEvent;
 use crate::{applet, files, keystore};
 
 /// ATR of the contact SmartCard-HSM; OpenSC and CardContact's module bind by it.
@@ -50,6 +51,7 @@ impl Session {
 /// One emulated SmartCard-HSM.
 pub struct Card {
     pub(crate) state: CardState,
+    tracer: Option<Box<dyn FnMut(&TraceEvent) + Send>>,
     pub(crate) limits: Limits,
     store: Box<dyn Store>,
     pub(crate) rng: Box<dyn CardRng>,
@@ -71,6 +73,7 @@ impl Card {
         let state = store.load()?;
         let mut card = Card {
             state,
+            tracer: None,
             limits: Limits::default(),
             store,
             rng,
@@ -96,6 +99,11 @@ impl Card {
             tracing::info!(serial = card.serial(), "manufactured a new card");
         }
         Ok(card)
+    }
+
+    /// Calls `tracer` after every exchange with a [`TraceEvent`] (`None` stops tracing).
+    pub fn set_tracer(&mut self, tracer: Option<Box<dyn FnMut(&TraceEvent) + Send>>) {
+        self.tracer = tracer;
     }
 
     /// The capacity limits in force.
@@ -136,6 +144,7 @@ impl Card {
 
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let started = std::time::Instant::now();
         let response = match Command::parse(apdu) {
             Ok(command) => {
                 let header = (
@@ -147,8 +156,24 @@ impl Card {
                     command.le,
                 );
                 let name = applet::command_name(&command);
+                let parameters = self
+                    .tracer
+                    .as_ref()
+                    .map(|_| crate::trace::parameters(&command));
                 let response = self.process(command);
                 log_exchange(name, header, &response);
+                if let (Some(tracer), Some(parameters)) = (self.tracer.as_mut(), parameters) {
+                    tracer(&TraceEvent {
+                        command: name,
+                        header: [header.0, header.1, header.2, header.3],
+                        parameters,
+                        lc: header.4,
+                        le: header.5,
+                        response_len: response.data.len(),
+                        status: response.status,
+                        duration: started.elapsed(),
+                    });
+                }
                 response
             }
             Err(status) => {

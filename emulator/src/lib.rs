@@ -30,6 +30,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod tlv;
+pub mod trace;
 
 pub use applet::{AID, VERSION};
 pub use card::{Card, ATR};

@@ -86,6 +86,34 @@ impl Status {
         u16::from_be_bytes(self.sw())
     }
 
+    /// What the status word means, in a few words (for traces).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::MoreData(_) => "more data available (GET RESPONSE)",
+            Status::EndOfFile => "end of file reached",
+            Status::PinTriesLeft(_) => "wrong PIN or not verified, tries left",
+            Status::MemoryFailure => "memory failure",
+            Status::WrongLength => "wrong length",
+            Status::LastCommandOfChainExpected => "last command of the chain expected",
+            Status::SecurityStatusNotSatisfied => "security status not satisfied",
+            Status::AuthenticationBlocked => "authentication method blocked",
+            Status::ReferenceDataNotUsable => "reference data not usable",
+            Status::ConditionsNotSatisfied => "conditions of use not satisfied",
+            Status::CommandNotAllowed => "command not allowed",
+            Status::IncorrectData => "incorrect data",
+            Status::FunctionNotSupported => "function not supported",
+            Status::NotFound => "file or key not found",
+            Status::NotEnoughMemory => "not enough memory",
+            Status::IncorrectP1P2 => "incorrect P1/P2",
+            Status::ReferencedDataNotFound => "referenced data not found",
+            Status::FileExists => "file already exists",
+            Status::WrongOffset => "offset outside the file",
+            Status::InsNotSupported => "instruction not supported",
+            Status::ClaNotSupported => "class not supported",
+        }
+    }
+
     /// Whether the status word reports success (`9000`, `61xx`, or the `6282` warning).
     pub fn is_success(self) -> bool {
         matches!(

@@ -78,6 +78,16 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
         max_keys: usize,
 
+        /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
+        /// status word and its meaning, duration. Never PINs, keys or other data.
+        /// With several cards, card i writes FILE with "-i" before the extension.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+
+        /// As --trace, as JSON lines (one object per APDU).
+        #[arg(long, value_name = "FILE")]
+        trace_json: Option<PathBuf>,
+
         /// Create this file once pcscd has seen every card (used by `sandbox`).
         #[arg(long, value_name = "PATH", hide = true)]
         ready_file: Option<PathBuf>,
@@ -99,6 +109,14 @@ enum Command {
         /// Card database to use (for example one made with `init`). [default: a new card]
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+
+        /// Write an APDU trace to FILE (see `run --trace`).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+
+        /// Write an APDU trace as JSON lines to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace_json: Option<PathBuf>,
 
         /// Number of cards (vpcd slots 0..N-1; one pcscd has two).
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
@@ -149,6 +167,34 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+}
+
+/// A tracer writing text and/or JSON lines to files (created or truncated).
+#[allow(clippy::type_complexity)]
+fn tracer(
+    text: Option<&Path>,
+    json: Option<&Path>,
+) -> Result<Option<Box<dyn FnMut(&emulator::trace::TraceEvent) + Send>>, String> {
+    use std::io::Write;
+    let open = |path: &Path| {
+        std::fs::File::create(path)
+            .map(std::io::LineWriter::new)
+            .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
+    };
+    let mut text = text.map(open).transpose()?;
+    let mut json = json.map(open).transpose()?;
+    if text.is_none() && json.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(move |event| {
+        let now = std::time::SystemTime::now();
+        if let Some(out) = text.as_mut() {
+            let _ = writeln!(out, "{}", event.to_text(now));
+        }
+        if let Some(out) = json.as_mut() {
+            let _ = writeln!(out, "{}", event.to_json(now));
+        }
+    })))
 }
 
 /// `--db`, or the default database.
@@ -260,9 +306,24 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Sandbox { db, cards, command } => {
+        Command::Sandbox {
+            db,
+            trace,
+            trace_json,
+            cards,
+            command,
+        } => {
+            let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+            let mut run_args = Vec::new();
+            for (flag, file) in [("--trace", trace), ("--trace-json", trace_json)] {
+                if let Some(file) = file {
+                    run_args.push(flag.to_string());
+                    run_args.push(absolute(file).to_string_lossy().into_owned());
+                }
+            }
             let status = sandbox::run(sandbox::Options {
-                db,
+                db: db.map(absolute),
+                run_args,
                 cards,
                 verbose: cli.verbose,
                 command,
@@ -286,6 +347,8 @@ fn run(cli: Cli) -> Result<(), String> {
             storage,
             max_file_size,
             max_keys,
+            trace,
+            trace_json,
             ready_file,
         } => {
             let base = db_path(db)?;
@@ -299,9 +362,12 @@ fn run(cli: Cli) -> Result<(), String> {
             for index in 0..cards {
                 let path = card_db(&base, index);
                 let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
-                let card = Card::open(Box::new(store))
+                let mut card = Card::open(Box::new(store))
                     .map_err(|e| e.to_string())?
                     .with_limits(limits);
+                let text = trace.as_ref().map(|f| card_db(f, index));
+                let json = trace_json.as_ref().map(|f| card_db(f, index));
+                card.set_tracer(tracer(text.as_deref(), json.as_deref())?);
                 let endpoint = Endpoint {
                     host: vpcd.host.clone(),
                     port: vpcd

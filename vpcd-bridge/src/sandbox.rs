@@ -16,6 +16,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Options {
     pub db: Option<PathBuf>,
+    /// Extra arguments for the card's `run` (traces).
+    pub run_args: Vec<String>,
     pub cards: u16,
     pub verbose: u8,
     pub command: Vec<String>,
@@ -63,7 +65,7 @@ pub fn run(options: Options) -> Result<ExitStatus, String> {
     let script = format!(
         "set -e; mkdir -p /run/pcscd; mount --bind {run} /run/pcscd; ip link set lo up; \
          pcscd --foreground --config {conf} >{log}/pcscd.log 2>&1 & \
-         {me} run {verbosity} --db {db} --cards {cards} --ready-file {ready} 2>{log}/emulator.log & \
+         {me} run {verbosity} {extra} --db {db} --cards {cards} --ready-file {ready} 2>{log}/emulator.log & \
          wait",
         run = shell_quote(&run_dir.to_string_lossy()),
         conf = shell_quote(&conf.to_string_lossy()),
@@ -71,6 +73,7 @@ pub fn run(options: Options) -> Result<ExitStatus, String> {
         me = shell_quote(&me.to_string_lossy()),
         db = shell_quote(&db.to_string_lossy()),
         cards = options.cards,
+        extra = options.run_args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
         ready = shell_quote(&ready.to_string_lossy()),
     );
     let mut unshare = Command::new("unshare");

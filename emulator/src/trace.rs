@@ -1,0 +1,212 @@
+//! APDU traces for `--trace`: one event per exchange with the command's name, what P1/P2
+//! mean, lengths, the status word and its meaning, and the time the card took. Never command
+//! or response data beyond file identifiers and offsets: no PIN, key or DKEK share can reach a
+//! trace.
+
+use std::time::{Duration, SystemTime};
+
+use crate::apdu::Command;
+use crate::crypto::Algorithm;
+use crate::status::Status;
+
+/// One traced exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub command: &'static str,
+    pub header: [u8; 4],
+    pub parameters: String,
+    pub lc: usize,
+    pub le: Option<usize>,
+    pub response_len: usize,
+    pub status: Status,
+    pub duration: Duration,
+}
+
+fn key(p1: u8) -> String {
+    format!("key CC{p1:02X}")
+}
+
+fn pin(p2: u8) -> &'static str {
+    match p2 {
+        0x81 => "user PIN",
+        0x88 => "SO-PIN",
+        0x85 | 0x86 => "PIN pad / biometric template",
+        _ => "unknown reference",
+    }
+}
+
+fn fid_from(data: &[u8]) -> String {
+    match data {
+        [hi, lo] => format!("{hi:02X}{lo:02X}"),
+        _ => "?".into(),
+    }
+}
+
+fn algorithm_name(a: Option<Algorithm>) -> String {
+    match a {
+        Some(a) => format!("{a:?}"),
+        None => "unknown algorithm".into(),
+    }
+}
+
+/// What P1/P2 (and, for file commands, the file id and offset) say.
+pub fn parameters(command: &Command) -> String {
+    let (p1, p2, data) = (command.p1, command.p2, command.data.as_slice());
+    let ef = || match u16::from_be_bytes([p1, p2]) {
+        0 => "current EF".to_string(),
+        fid => format!("EF {fid:04X}"),
+    };
+    let offset = || match data {
+        [0x54, 0x02, hi, lo, ..] => format!(", offset {}", u16::from_be_bytes([*hi, *lo])),
+        _ => String::new(),
+    };
+    match command.ins {
+        0xA4 => match p1 {
+            0x04 => format!("by AID {}", crate::hex::encode(data)),
+            0x00 => format!("EF {}", fid_from(data)),
+            0x08 => "by path".into(),
+            _ => format!("P1 {p1:02X}"),
+        },
+        0xB1 | 0xD7 => format!("{}{}", ef(), offset()),
+        0xB0 => format!("current EF, offset {}", u16::from_be_bytes([p1, p2])),
+        0xE4 => format!("EF {}", fid_from(data)),
+        0x20 if data.is_empty() => format!("{}, status query", pin(p2)),
+        0x20 | 0x24 => pin(p2).into(),
+        0x2C if p1 == 0x01 => "user PIN, counter only".into(),
+        0x2C => "user PIN, new PIN".into(),
+        0x52 if data.is_empty() => "status query".into(),
+        0x52 => "one share".into(),
+        0x46 if p2 == 0 => format!("{}, outer signature by the device key", key(p1)),
+        0x46 => format!("{}, outer signature by key CC{p2:02X}", key(p1)),
+        0x68 => format!("{}, {}", key(p1), algorithm_name(Algorithm::for_sign(p2))),
+        0x62 => format!(
+            "{}, {}",
+            key(p1),
+            algorithm_name(Algorithm::for_decipher(p2))
+        ),
+        0x72 | 0x74 => key(p1),
+        0x84 => format!("{} bytes", command.ne()),
+        _ => String::new(),
+    }
+}
+
+fn seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl TraceEvent {
+    /// One line for a person (time of day in UTC).
+    pub fn to_text(&self, at: SystemTime) -> String {
+        let [cla, ins, p1, p2] = self.header;
+        let le = self.le.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        let t = seconds(at);
+        let day = t.rem_euclid(86_400.0);
+        let clock = format!(
+            "{:02}:{:02}:{:09.6}",
+            (day / 3600.0) as u32,
+            (day / 60.0) as u32 % 60,
+            day % 60.0
+        );
+        format!(
+            "{clock} {:<28} {cla:02X} {ins:02X} {p1:02X} {p2:02X}  {:<44} Lc {:<5} Le {:<5} -> {:>5} bytes  {} {}  {} us",
+            self.command,
+            self.parameters,
+            self.lc,
+            le,
+            self.response_len,
+            self.status,
+            self.status.meaning(),
+            self.duration.as_micros()
+        )
+    }
+
+    /// One JSON object for a machine.
+    pub fn to_json(&self, at: SystemTime) -> String {
+        let [cla, ins, p1, p2] = self.header;
+        format!(
+            "{{\"time\":{:.6},\"command\":{},\"cla\":\"{cla:02X}\",\"ins\":\"{ins:02X}\",\"p1\":\"{p1:02X}\",\"p2\":\"{p2:02X}\",\"parameters\":{},\"lc\":{},\"le\":{},\"response_length\":{},\"sw\":\"{}\",\"sw_meaning\":{},\"duration_us\":{}}}",
+            seconds(at),
+            json_string(self.command),
+            json_string(&self.parameters),
+            self.lc,
+            self.le.map(|n| n.to_string()).unwrap_or_else(|| "null".into()),
+            self.response_len,
+            self.status,
+            json_string(self.status.meaning()),
+            self.duration.as_micros()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(hex: &str) -> Command {
+        Command::parse(&crate::hex::decode(hex).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn parameters_say_what_p1_p2_mean_and_never_show_pin_data() {
+        assert_eq!(parameters(&cmd("0020008106363438323139")), "user PIN");
+        assert_eq!(parameters(&cmd("00200088")), "SO-PIN, status query");
+        assert_eq!(
+            parameters(&cmd("80680273000003616263")),
+            "key CC02, Ecdsa(Some(Sha256))"
+        );
+        assert_eq!(parameters(&cmd("00A40000022F0200")), "EF 2F02");
+        assert_eq!(
+            parameters(&cmd("00B1CF0104540200FF00")),
+            "EF CF01, offset 255"
+        );
+        assert_eq!(
+            parameters(&cmd("002C00810E3537363231383830363438323139")),
+            "user PIN, new PIN"
+        );
+        let pin_change = cmd("002400810C363438323139313233343536");
+        assert!(!parameters(&pin_change).contains("3634"));
+    }
+
+    #[test]
+    fn json_lines_are_json() {
+        let event = TraceEvent {
+            command: "VERIFY",
+            header: [0x00, 0x20, 0x00, 0x81],
+            parameters: "user \"PIN\"".into(),
+            lc: 6,
+            le: None,
+            response_len: 0,
+            status: Status::PinTriesLeft(2),
+            duration: Duration::from_micros(42),
+        };
+        let json = event.to_json(SystemTime::UNIX_EPOCH);
+        assert!(
+            json.starts_with(r#"{"time":0.000000,"command":"VERIFY""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""parameters":"user \"PIN\"""#), "{json}");
+        assert!(
+            json.contains(r#""sw":"63C2""#) && json.contains(r#""le":null"#),
+            "{json}"
+        );
+        assert!(event
+            .to_text(SystemTime::UNIX_EPOCH)
+            .contains("63C2 wrong PIN or not verified, tries left"));
+    }
+}
