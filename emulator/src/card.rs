@@ -10,7 +10,7 @@ use crate::rng::{self, CardRng};
 use crate::state::{Batch, CardState, Change, FileEntry};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
-use crate::trace::TraceEvent;
+use crate::trace::{TraceEvent, Tracer};
 use crate::{applet, files, keystore};
 
 /// ATR of the contact SmartCard-HSM; OpenSC and CardContact's module bind by it.
@@ -51,7 +51,7 @@ impl Session {
 /// One emulated SmartCard-HSM.
 pub struct Card {
     pub(crate) state: CardState,
-    tracer: Option<Box<dyn FnMut(&TraceEvent) + Send>>,
+    tracer: Option<Tracer>,
     pub(crate) limits: Limits,
     store: Box<dyn Store>,
     pub(crate) rng: Box<dyn CardRng>,
@@ -102,7 +102,7 @@ impl Card {
     }
 
     /// Calls `tracer` after every exchange with a [`TraceEvent`] (`None` stops tracing).
-    pub fn set_tracer(&mut self, tracer: Option<Box<dyn FnMut(&TraceEvent) + Send>>) {
+    pub fn set_tracer(&mut self, tracer: Option<Tracer>) {
         self.tracer = tracer;
     }
 

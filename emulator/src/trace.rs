@@ -9,6 +9,9 @@ use crate::apdu::Command;
 use crate::crypto::Algorithm;
 use crate::status::Status;
 
+/// Where a card sends its trace events.
+pub type Tracer = Box<dyn FnMut(&TraceEvent) + Send>;
+
 /// One traced exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceEvent {
