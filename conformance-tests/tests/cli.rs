@@ -166,3 +166,51 @@ fn a_trace_of_a_login_and_a_signature_names_the_commands_and_holds_no_pin() {
         }
     }
 }
+
+/// Serial and a freshly generated EC public key of a sandboxed card.
+fn serial_and_key(seed: Option<&str>) -> (String, String) {
+    let mut args = vec!["sandbox"];
+    if let Some(seed) = seed {
+        args.extend(["--seed", seed]);
+    }
+    args.extend([
+        "--",
+        "sh",
+        "-c",
+        "sc-hsm-tool --initialize --so-pin 3537363231383830 --pin 648219 >/dev/null && \
+         pkcs11-tool -l --pin 648219 --keypairgen --key-type EC:prime256v1 --id 01 && pkcs11-tool -L",
+    ]);
+    let (ok, out) = emulator(&args);
+    assert!(ok, "{out}");
+    let find = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+            .trim()
+            .to_string()
+    };
+    (find("serial num         :"), find("EC_POINT:"))
+}
+
+#[test]
+fn a_seed_makes_the_card_reproducible_and_without_it_cards_differ() {
+    let first = serial_and_key(Some("1"));
+    assert_eq!(serial_and_key(Some("1")), first);
+    assert_ne!(serial_and_key(Some("2")), first);
+    let (serial, key) = serial_and_key(None);
+    assert_ne!(serial, first.0);
+    assert_ne!(key, first.1);
+
+    // A seeded card needs its seed; a card made without one refuses a seed.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("seeded.redb");
+    let db = db.to_str().unwrap();
+    assert!(emulator(&["init", "--db", db, "--seed", "9"]).0);
+    let (ok, out) = emulator(&["run", "--db", db, "--vpcd", "127.0.0.1:1"]);
+    assert!(!ok && out.contains("made with --seed 9"), "{out}");
+    let plain = dir.path().join("plain.redb");
+    let plain = plain.to_str().unwrap();
+    assert!(emulator(&["init", "--db", plain]).0);
+    let (ok, out) = emulator(&["init", "--db", plain, "--seed", "9"]);
+    assert!(!ok && out.contains("not made with --seed"), "{out}");
+}

@@ -61,8 +61,42 @@ pub struct Card {
 impl Card {
     /// Opens the card kept in `store`; a new (empty) store becomes a freshly manufactured card
     /// with its own device key and serial number.
-    pub fn open(store: Box<dyn Store>) -> Result<Card, StoreError> {
+    pub fn open(mut store: Box<dyn Store>) -> Result<Card, StoreError> {
+        if let Some((seed, _)) = store.load()?.seed {
+            return Err(StoreError::Refused(format!(
+                "this card was made with --seed {seed} (deterministic, insecure): pass --seed {seed} to use it"
+            )));
+        }
         Card::open_with_rng(store, rng::system())
+    }
+
+    /// Opens (or makes) a deterministic test card whose randomness comes from `seed`: the same
+    /// seed and the same commands give the same serial and the same keys. INSECURE, for tests
+    /// only. A card made with a seed opens only with that seed, and a card made without one
+    /// never opens with a seed.
+    pub fn open_seeded(mut store: Box<dyn Store>, seed: u64) -> Result<Card, StoreError> {
+        let state = store.load()?;
+        let boot = match (state.identity.is_some(), state.seed) {
+            (false, _) => 0,
+            (true, Some((stored, boots))) if stored == seed => boots + 1,
+            (true, Some((stored, _))) => {
+                return Err(StoreError::Refused(format!(
+                    "this card was made with --seed {stored}, not {seed}"
+                )))
+            }
+            (true, None) => {
+                return Err(StoreError::Refused(
+                    "this card was not made with --seed; it cannot be opened with one".into(),
+                ))
+            }
+        };
+        store.commit(&[Change::Seed(seed, boot)])?;
+        tracing::warn!(
+            seed,
+            boot,
+            "deterministic card (--seed): its keys are predictable, for tests only"
+        );
+        Card::open_with_rng(store, Box::new(rng::SeededRng::new(seed, boot)))
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.

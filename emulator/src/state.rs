@@ -56,6 +56,8 @@ pub struct CardState {
     pub dkek: Dkek,
     pub files: BTreeMap<u16, FileEntry>,
     pub keys: BTreeMap<u8, KeyRecord>,
+    /// For a card made with `--seed`: the seed and how often the card was opened.
+    pub seed: Option<(u64, u64)>,
 }
 
 impl CardState {
@@ -107,6 +109,7 @@ impl CardState {
             Change::DeleteKey(id) => {
                 self.keys.remove(&id);
             }
+            Change::Seed(seed, boots) => self.seed = Some((seed, boots)),
         }
     }
 }
@@ -122,6 +125,8 @@ pub enum Change {
     DeleteFile(u16),
     PutKey(u8, KeyRecord),
     DeleteKey(u8),
+    /// A deterministic (insecure) test card: its seed and boot count.
+    Seed(u64, u64),
 }
 
 /// The changes of one command, committed together or not at all.

@@ -26,6 +26,8 @@ pub enum StoreError {
     Corrupt(String),
     /// Any I/O or database failure.
     Io(String),
+    /// The card cannot be opened this way (e.g. a `--seed` mismatch).
+    Refused(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -38,6 +40,7 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::Corrupt(why) => write!(f, "the card database is damaged: {why}"),
             StoreError::Io(why) => write!(f, "card database error: {why}"),
+            StoreError::Refused(why) => write!(f, "{why}"),
         }
     }
 }
@@ -151,6 +154,10 @@ fn encode(change: &Change) -> Op {
         Change::DeleteFile(fid) => Op::File(*fid, None),
         Change::PutKey(id, key) => Op::Key(*id, Some(key.encode())),
         Change::DeleteKey(id) => Op::Key(*id, None),
+        Change::Seed(seed, boots) => Op::Meta(
+            "seed",
+            Some([seed.to_be_bytes(), boots.to_be_bytes()].concat()),
+        ),
     }
 }
 
@@ -213,6 +220,12 @@ impl Records {
                     PinRef::So => state.so_pin = Some(record),
                 }
             }
+        }
+        if let Some(v) = self.meta.get("seed") {
+            let (seed, boots) = v.split_at_checked(8).ok_or_else(|| corrupt("seed"))?;
+            let seed = u64::from_be_bytes(seed.try_into().map_err(|_| corrupt("seed"))?);
+            let boots = u64::from_be_bytes(boots.try_into().map_err(|_| corrupt("seed"))?);
+            state.seed = Some((seed, boots));
         }
         if let Some(v) = self.meta.get("dkek") {
             state.dkek = Dkek::decode(v).ok_or_else(|| corrupt("DKEK"))?;

@@ -78,6 +78,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
         max_keys: usize,
 
+        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
+        /// commands give the same serial and keys. A card made with a seed needs it every time.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+
         /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
         /// status word and its meaning, duration. Never PINs, keys or other data.
         /// With several cards, card i writes FILE with "-i" before the extension.
@@ -109,6 +114,11 @@ enum Command {
         /// Card database to use (for example one made with `init`). [default: a new card]
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+
+        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
+        /// commands give the same serial and keys. A card made with a seed needs it every time.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
 
         /// Write an APDU trace to FILE (see `run --trace`).
         #[arg(long, value_name = "FILE")]
@@ -157,6 +167,11 @@ enum Command {
         /// User PIN retry counter.
         #[arg(long, value_name = "N", default_value_t = 3)]
         pin_retry: u8,
+
+        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
+        /// commands give the same serial and keys. A card made with a seed needs it every time.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
     },
 
     /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
@@ -270,13 +285,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
-/// Opens an existing card (or a new one for `init`) from its database.
-fn open_card(path: &Path, create: bool) -> Result<Card, String> {
+/// Opens an existing card (or a new one for `init`) from its database, seeded or not.
+fn open_card(path: &Path, create: bool, seed: Option<u64>) -> Result<Card, String> {
     if !create && !path.exists() {
         return Err(format!("no card database at {}", path.display()));
     }
-    let store = RedbStore::open(path).map_err(|e| e.to_string())?;
-    Card::open(Box::new(store)).map_err(|e| e.to_string())
+    let store = Box::new(RedbStore::open(path).map_err(|e| e.to_string())?);
+    match seed {
+        Some(seed) => Card::open_seeded(store, seed),
+        None => Card::open(store),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -288,9 +307,10 @@ fn run(cli: Cli) -> Result<(), String> {
             label,
             dkek_shares,
             pin_retry,
+            seed,
         } => {
             let path = db_path(db)?;
-            let mut card = open_card(&path, true)?;
+            let mut card = open_card(&path, true, seed)?;
             let options = emulator::admin::InitOptions {
                 so_pin,
                 pin,
@@ -308,6 +328,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Sandbox {
             db,
+            seed,
             trace,
             trace_json,
             cards,
@@ -315,6 +336,9 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
             let mut run_args = Vec::new();
+            if let Some(seed) = seed {
+                run_args.extend(["--seed".to_string(), seed.to_string()]);
+            }
             for (flag, file) in [("--trace", trace), ("--trace-json", trace_json)] {
                 if let Some(file) = file {
                     run_args.push(flag.to_string());
@@ -336,7 +360,13 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Status { db } => {
             let path = db_path(db)?;
-            let card = open_card(&path, false)?;
+            if !path.exists() {
+                return Err(format!("no card database at {}", path.display()));
+            }
+            // Status changes nothing and draws no randomness: seeded cards open too.
+            let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
+            let card = Card::open_with_rng(Box::new(store), emulator::rng::system())
+                .map_err(|e| e.to_string())?;
             print!("{}", emulator::report::Report::of(&card));
             Ok(())
         }
@@ -347,6 +377,7 @@ fn run(cli: Cli) -> Result<(), String> {
             storage,
             max_file_size,
             max_keys,
+            seed,
             trace,
             trace_json,
             ready_file,
@@ -361,10 +392,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut opened = Vec::new();
             for index in 0..cards {
                 let path = card_db(&base, index);
-                let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
-                let mut card = Card::open(Box::new(store))
-                    .map_err(|e| e.to_string())?
-                    .with_limits(limits);
+                // Each card of a seeded process gets its own seed (seed + index).
+                let seed = seed.map(|s| s.wrapping_add(u64::from(index)));
+                let mut card = open_card(&path, true, seed)?.with_limits(limits);
                 let text = trace.as_ref().map(|f| card_db(f, index));
                 let json = trace_json.as_ref().map(|f| card_db(f, index));
                 card.set_tracer(tracer(text.as_deref(), json.as_deref())?);
