@@ -253,6 +253,91 @@ impl Records {
     }
 }
 
+/// First line of a snapshot file.
+const SNAPSHOT_MAGIC: &[u8] = b"SC-HSM-EMULATOR-SNAPSHOT\n";
+const SNAPSHOT_VERSION: u8 = 1;
+
+impl Records {
+    /// `magic ‖ version ‖ A0{meta} A1{files} A2{keys} ‖ SHA-256 of all before`.
+    fn to_snapshot(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        use sha2::Digest;
+        let mut body = zeroize::Zeroizing::new(Vec::new());
+        let mut meta = Vec::new();
+        for (k, v) in &self.meta {
+            let mut entry = tlv::encode(0x0C, k.as_bytes());
+            tlv::write(&mut entry, 0x04, v);
+            tlv::write(&mut meta, 0x30, &entry);
+        }
+        tlv::write(&mut body, 0xA0, &meta);
+        let mut files = Vec::new();
+        for (fid, v) in &self.files {
+            let mut entry = tlv::encode(0x02, &fid.to_be_bytes());
+            tlv::write(&mut entry, 0x04, v);
+            tlv::write(&mut files, 0x30, &entry);
+        }
+        tlv::write(&mut body, 0xA1, &files);
+        let mut keys = zeroize::Zeroizing::new(Vec::new());
+        for (id, v) in &self.keys {
+            let mut entry = zeroize::Zeroizing::new(tlv::encode(0x02, &[*id]));
+            tlv::write(&mut entry, 0x04, v);
+            tlv::write(&mut keys, 0x30, &entry);
+        }
+        tlv::write(&mut body, 0xA2, &keys);
+        let mut out = zeroize::Zeroizing::new(SNAPSHOT_MAGIC.to_vec());
+        out.push(SNAPSHOT_VERSION);
+        out.extend_from_slice(&body);
+        let digest = sha2::Sha256::digest(&out[..]);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    fn from_snapshot(bytes: &[u8]) -> Result<Records, StoreError> {
+        use sha2::Digest;
+        let bad = |why: &str| StoreError::Refused(format!("the snapshot is damaged: {why}"));
+        let rest = bytes
+            .strip_prefix(SNAPSHOT_MAGIC)
+            .ok_or_else(|| bad("not a card snapshot"))?;
+        let (&version, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
+        if version != SNAPSHOT_VERSION {
+            return Err(bad(&format!("version {version} is not {SNAPSHOT_VERSION}")));
+        }
+        let (body, digest) = rest
+            .split_at_checked(rest.len().saturating_sub(32))
+            .ok_or_else(|| bad("truncated"))?;
+        if digest.len() != 32 || sha2::Sha256::digest(&bytes[..bytes.len() - 32])[..] != *digest {
+            return Err(bad("checksum mismatch"));
+        }
+        let sections = tlv::parse_all(body).ok_or_else(|| bad("malformed"))?;
+        let mut records = Records::default();
+        for section in sections {
+            for entry in tlv::parse_all(section.value).ok_or_else(|| bad("malformed"))? {
+                let fields = tlv::parse_all(entry.value).ok_or_else(|| bad("malformed"))?;
+                let (Some(k), Some(v)) = (fields.first(), fields.get(1)) else {
+                    return Err(bad("malformed entry"));
+                };
+                match (section.tag, k.value) {
+                    (0xA0, name) => {
+                        let name = std::str::from_utf8(name).map_err(|_| bad("malformed name"))?;
+                        records.meta.insert(name.to_string(), v.value.to_vec());
+                    }
+                    (0xA1, [hi, lo]) => {
+                        records
+                            .files
+                            .insert(u16::from_be_bytes([*hi, *lo]), v.value.to_vec());
+                    }
+                    (0xA2, [id]) => {
+                        records.keys.insert(*id, v.value.to_vec());
+                    }
+                    _ => return Err(bad("unknown section")),
+                }
+            }
+        }
+        // It must make a whole card.
+        records.to_state().map_err(|e| bad(&e.to_string()))?;
+        Ok(records)
+    }
+}
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FILES: TableDefinition<u16, &[u8]> = TableDefinition::new("files");
 const KEYS: TableDefinition<u8, &[u8]> = TableDefinition::new("keys");
@@ -302,8 +387,8 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
-    fn load(&mut self) -> Result<CardState, StoreError> {
+impl RedbStore {
+    fn records(&self) -> Result<Records, StoreError> {
         let txn = self.db.begin_read().map_err(io)?;
         let mut records = Records::default();
         for item in txn.open_table(META).map_err(io)?.iter().map_err(io)? {
@@ -320,7 +405,48 @@ impl Store for RedbStore {
             let (k, v) = item.map_err(io)?;
             records.keys.insert(k.value(), v.value().to_vec());
         }
-        records.to_state()
+        Ok(records)
+    }
+
+    /// A portable, versioned, checksummed copy of the whole card (`export`). It holds the
+    /// card's keys as the database does: keep it as private as the database file.
+    pub fn snapshot(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let records = self.records()?;
+        records.to_state()?;
+        Ok(records.to_snapshot())
+    }
+
+    /// Writes the card of `snapshot` into this (empty) database in one transaction (`import`).
+    /// A damaged snapshot is refused before anything is written.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let records = Records::from_snapshot(snapshot)?;
+        if !self.records()?.meta.is_empty() {
+            return Err(StoreError::Refused(
+                "the target database already holds a card".into(),
+            ));
+        }
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let mut files = txn.open_table(FILES).map_err(io)?;
+            let mut keys = txn.open_table(KEYS).map_err(io)?;
+            for (k, v) in &records.meta {
+                meta.insert(k.as_str(), v.as_slice()).map_err(io)?;
+            }
+            for (fid, v) in &records.files {
+                files.insert(*fid, v.as_slice()).map_err(io)?;
+            }
+            for (id, v) in &records.keys {
+                keys.insert(*id, v.as_slice()).map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
+    }
+}
+
+impl Store for RedbStore {
+    fn load(&mut self) -> Result<CardState, StoreError> {
+        self.records()?.to_state()
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
@@ -449,6 +575,43 @@ mod tests {
             Err(StoreError::Locked(p)) => assert_eq!(p, path),
             other => panic!("expected Locked, got {:?}", other.map(|_| ())),
         }
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut source = RedbStore::open(&dir.path().join("a.redb")).unwrap();
+        source.commit(&sample_changes()).unwrap();
+        let snapshot = source.snapshot().unwrap();
+        let mut target = RedbStore::open(&dir.path().join("b.redb")).unwrap();
+        target.restore(&snapshot).unwrap();
+        assert_eq!(
+            summary(&target.load().unwrap()),
+            summary(&source.load().unwrap())
+        );
+        // A second restore into a database that holds a card is refused.
+        assert!(matches!(
+            target.restore(&snapshot),
+            Err(StoreError::Refused(_))
+        ));
+        // Any flipped byte is caught by the checksum (or the magic).
+        let mut empty = RedbStore::open(&dir.path().join("c.redb")).unwrap();
+        for i in (0..snapshot.len()).step_by(13) {
+            let mut damaged = snapshot.to_vec();
+            damaged[i] ^= 0x40;
+            assert!(
+                matches!(empty.restore(&damaged), Err(StoreError::Refused(e)) if e.contains("damaged")),
+                "byte {i}"
+            );
+        }
+        assert!(matches!(
+            empty.restore(&snapshot[..snapshot.len() - 1]),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(
+            empty.load().unwrap().identity.is_none(),
+            "nothing was written"
+        );
     }
 
     #[test]

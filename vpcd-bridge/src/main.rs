@@ -1,5 +1,6 @@
 //! `sc-hsm-emulator`: an emulated SmartCard-HSM in a vpcd virtual reader.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -174,6 +175,32 @@ enum Command {
         seed: Option<u64>,
     },
 
+    /// Write a portable snapshot of a card (versioned, checksummed) to FILE.
+    ///
+    /// The snapshot holds the card's keys as its database does: keep it as private (it is
+    /// written with mode 0600). `import` makes the same card (serial, keys, counters) again.
+    /// The card must not be running.
+    Export {
+        /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// The snapshot file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+
+    /// Make a card from a snapshot written by `export`; a damaged snapshot is refused.
+    Import {
+        /// Card database to create; it must not hold a card yet.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// The snapshot file to read.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+    },
+
     /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
     ///
     /// The card must not be running (its database is locked while it is).
@@ -324,6 +351,44 @@ fn run(cli: Cli) -> Result<(), String> {
                 card.serial(),
                 path.display()
             );
+            Ok(())
+        }
+        Command::Export { db, out } => {
+            let path = db_path(db)?;
+            if !path.exists() {
+                return Err(format!("no card database at {}", path.display()));
+            }
+            let snapshot = RedbStore::open(&path)
+                .and_then(|s| s.snapshot())
+                .map_err(|e| e.to_string())?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&out)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::io::Write::write_all(&mut file, &snapshot)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("Exported {} to {}", path.display(), out.display());
+            Ok(())
+        }
+        Command::Import { db, input } => {
+            let path = db_path(db)?;
+            let snapshot = zeroize::Zeroizing::new(
+                std::fs::read(&input)
+                    .map_err(|e| format!("cannot read {}: {e}", input.display()))?,
+            );
+            let existed = path.exists();
+            let mut store = RedbStore::open(&path).map_err(|e| e.to_string())?;
+            if let Err(e) = store.restore(&snapshot) {
+                drop(store);
+                if !existed {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(e.to_string());
+            }
+            println!("Imported {} into {}", input.display(), path.display());
             Ok(())
         }
         Command::Sandbox {
