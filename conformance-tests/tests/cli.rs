@@ -323,3 +323,108 @@ fn export_then_import_makes_the_same_card_and_a_damaged_snapshot_is_refused() {
     assert!(!ok && out.contains("the snapshot is damaged"), "{out}");
     assert!(!target.exists());
 }
+
+#[test]
+fn the_demo_profile_is_the_card_of_the_wiki_listing() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let db = sandbox.db_path(0);
+    let (ok, out) = emulator(&["init", "--db", db.to_str().unwrap(), "--profile", "demo"]);
+    assert!(ok, "{out}");
+    sandbox.insert_card(0);
+    let dump = sandbox.ok("pkcs15-tool", &["-D"]);
+    assert!(dump.contains("PKCS#15 Card [SmartCard-HSM]:"), "{dump}");
+    let keys = [
+        (
+            "Private RSA Key [Joe Doe (RSA2048)]",
+            "ModLength      : 2048",
+            "02B00F6CEC251CE5",
+        ),
+        (
+            "Private EC Key [Joe Doe (ECC-SECP256)]",
+            "FieldLength    : 256",
+            "02F9D76BFF7291B1",
+        ),
+        (
+            "Private EC Key [Joe Doe (ECC-SECP192)]",
+            "FieldLength    : 192",
+            "02E83DD1B2C2C857",
+        ),
+        (
+            "Private EC Key [Joe Doe (ECC-BP224)]",
+            "FieldLength    : 224",
+            "02E3A790DD0D1761",
+        ),
+        (
+            "Private EC Key [Joe Doe (ECC-BP320)]",
+            "FieldLength    : 320",
+            "026B07E37DBFA205",
+        ),
+        (
+            "Private RSA Key [Joe Doe (RSA1536)]",
+            "ModLength      : 1536",
+            "02A7EEFA99415EBF",
+        ),
+        (
+            "Private RSA Key [Joe Doe (RSA1024)]",
+            "ModLength      : 1024",
+            "02C05C90657208BC",
+        ),
+    ];
+    for (i, (key, size, serial)) in keys.iter().enumerate() {
+        let block = dump
+            .split("\n\n")
+            .find(|b| b.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing:\n{dump}"));
+        let id = i + 1;
+        assert!(
+            block.contains(size) && block.contains(&format!("Key ref        : {id} (0x{id:02X})")),
+            "{block}"
+        );
+        assert!(
+            block.contains(&format!("ID             : {id:02}")),
+            "{block}"
+        );
+        let label = &key[key.find('[').unwrap()..];
+        assert!(
+            dump.contains(&format!("X.509 Certificate {label}")),
+            "{dump}"
+        );
+        assert!(
+            dump.contains(&format!("Encoded serial : 02 08 {serial}")),
+            "{dump}"
+        );
+        // Each certificate is self-signed by its key on the card: OpenSSL verifies it.
+        let der = sandbox.scratch().join(format!("cert{id}.der"));
+        let pem = sandbox.scratch().join(format!("cert{id}.pem"));
+        sandbox.ok(
+            "pkcs11-tool",
+            &[
+                "--read-object",
+                "--type",
+                "cert",
+                "--id",
+                &format!("{id:02}"),
+                "--output-file",
+                der.to_str().unwrap(),
+            ],
+        );
+        conformance_tests::openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            der.to_str().unwrap(),
+            "-out",
+            pem.to_str().unwrap(),
+        ]);
+        let verified = conformance_tests::openssl(&[
+            "verify",
+            "-CAfile",
+            pem.to_str().unwrap(),
+            pem.to_str().unwrap(),
+        ]);
+        assert!(verified.contains(": OK"), "{key}: {verified}");
+    }
+    // The wiki's PINs work.
+    sandbox.ok("pkcs11-tool", &["--login", "--pin", PIN, "-O"]);
+}

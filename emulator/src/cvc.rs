@@ -187,6 +187,14 @@ pub fn decode(input: &[u8]) -> Option<(Decoded<'_>, &[u8])> {
     ))
 }
 
+/// The `7F49` content of an authenticated CV request (`67 { 7F21 { 7F4E { .. 7F49 .. } } }`).
+pub fn decode_request_public_key(request: &[u8]) -> Option<Vec<u8>> {
+    let (outer, _) = tlv::read(request)?;
+    let (certificate, _) = tlv::read(outer.value)?;
+    let (body, _) = tlv::read(certificate.value)?;
+    tlv::find(body.value, tag::PUBLIC_KEY).map(<[u8]>::to_vec)
+}
+
 /// A date as CV certificates carry it: `YYMMDD`, one decimal digit per byte.
 pub fn date_digits(year: u32, month: u32, day: u32) -> [u8; 6] {
     let y = year % 100;

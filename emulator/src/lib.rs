@@ -24,6 +24,7 @@ pub mod keyblob;
 pub mod keystore;
 pub mod limits;
 pub mod pin;
+pub mod profile;
 pub mod report;
 pub mod rng;
 pub mod state;

@@ -45,6 +45,13 @@ struct Cli {
     command: Command,
 }
 
+/// Ready-made cards.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Profile {
+    /// The card of the OpenSC wiki page's `pkcs15-tool -D` listing.
+    Demo,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Insert the card into vpcd and serve it until SIGINT/SIGTERM.
@@ -84,6 +91,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
 
+        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
+        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
+        /// with certificates).
+        #[arg(long, value_enum, value_name = "NAME")]
+        profile: Option<Profile>,
         /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
         /// status word and its meaning, duration. Never PINs, keys or other data.
         /// With several cards, card i writes FILE with "-i" before the extension.
@@ -120,6 +132,12 @@ enum Command {
         /// commands give the same serial and keys. A card made with a seed needs it every time.
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+
+        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
+        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
+        /// with certificates).
+        #[arg(long, value_enum, value_name = "NAME")]
+        profile: Option<Profile>,
 
         /// Write an APDU trace to FILE (see `run --trace`).
         #[arg(long, value_name = "FILE")]
@@ -168,6 +186,12 @@ enum Command {
         /// User PIN retry counter.
         #[arg(long, value_name = "N", default_value_t = 3)]
         pin_retry: u8,
+
+        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
+        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
+        /// with certificates).
+        #[arg(long, value_enum, value_name = "NAME")]
+        profile: Option<Profile>,
 
         /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
         /// commands give the same serial and keys. A card made with a seed needs it every time.
@@ -335,9 +359,15 @@ fn run(cli: Cli) -> Result<(), String> {
             dkek_shares,
             pin_retry,
             seed,
+            profile,
         } => {
             let path = db_path(db)?;
             let mut card = open_card(&path, true, seed)?;
+            if let Some(Profile::Demo) = profile {
+                emulator::profile::demo(&mut card)?;
+                println!("Made the demo card {} in {}", card.serial(), path.display());
+                return Ok(());
+            }
             let options = emulator::admin::InitOptions {
                 so_pin,
                 pin,
@@ -394,6 +424,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Sandbox {
             db,
             seed,
+            profile,
             trace,
             trace_json,
             cards,
@@ -403,6 +434,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut run_args = Vec::new();
             if let Some(seed) = seed {
                 run_args.extend(["--seed".to_string(), seed.to_string()]);
+            }
+            if let Some(Profile::Demo) = profile {
+                run_args.extend(["--profile".to_string(), "demo".to_string()]);
             }
             for (flag, file) in [("--trace", trace), ("--trace-json", trace_json)] {
                 if let Some(file) = file {
@@ -443,6 +477,7 @@ fn run(cli: Cli) -> Result<(), String> {
             max_file_size,
             max_keys,
             seed,
+            profile,
             trace,
             trace_json,
             ready_file,
@@ -459,7 +494,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 let path = card_db(&base, index);
                 // Each card of a seeded process gets its own seed (seed + index).
                 let seed = seed.map(|s| s.wrapping_add(u64::from(index)));
+                let new = !path.exists();
                 let mut card = open_card(&path, true, seed)?.with_limits(limits);
+                if let (true, Some(Profile::Demo)) = (new, profile) {
+                    emulator::profile::demo(&mut card)?;
+                }
                 let text = trace.as_ref().map(|f| card_db(f, index));
                 let json = trace_json.as_ref().map(|f| card_db(f, index));
                 card.set_tracer(tracer(text.as_deref(), json.as_deref())?);
