@@ -329,6 +329,19 @@ impl Card {
         Ok(())
     }
 
+    /// As [`Card::commit`], without waiting for the disk: only for changes whose loss in a
+    /// crash leaves the card safer (see [`Store::commit_relaxed`]).
+    pub(crate) fn commit_relaxed(&mut self, batch: Batch) -> Result<(), Status> {
+        if let Err(e) = self.store.commit_relaxed(&batch) {
+            tracing::error!(error = %e, "commit failed; command refused with 6581");
+            return Err(Status::MemoryFailure);
+        }
+        for change in batch {
+            self.state.apply(change);
+        }
+        Ok(())
+    }
+
     /// Read-only view of the persistent state (status tools, tests).
     pub fn state(&self) -> &CardState {
         &self.state

@@ -53,6 +53,13 @@ pub trait Store: Send {
     fn load(&mut self) -> Result<CardState, StoreError>;
     /// Makes all `changes` durable together, or none of them.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+
+    /// Applies `changes` together without waiting for them to reach the disk: a crash may
+    /// lose them (all together). Only for writes whose loss leaves the card safer, such as
+    /// restoring a PIN's retry counter after the right PIN.
+    fn commit_relaxed(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        self.commit(changes)
+    }
 }
 
 /// A store that forgets everything when dropped. Clones share the same records (a test can
@@ -450,7 +457,22 @@ impl Store for RedbStore {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        self.write(changes, redb::Durability::Immediate)
+    }
+
+    fn commit_relaxed(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        self.write(changes, redb::Durability::None)
+    }
+}
+
+impl RedbStore {
+    fn write(
+        &mut self,
+        changes: &[Change],
+        durability: redb::Durability,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_durability(durability).map_err(io)?;
         {
             let mut meta = txn.open_table(META).map_err(io)?;
             let mut files = txn.open_table(FILES).map_err(io)?;
