@@ -2,6 +2,7 @@
 //! same APDUs a host sends (SELECT, INITIALIZE DEVICE, UPDATE BINARY of EF.TokenInfo), so an
 //! offline-initialised card is exactly what sc-hsm-tool would have made.
 
+use crate::apdu::extended;
 use crate::card::Card;
 use crate::{files, hex, tlv};
 
@@ -20,14 +21,6 @@ const SELECT: [u8; 17] = [
     0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
     0x00,
 ];
-
-fn extended(header: [u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut apdu = header.to_vec();
-    apdu.push(0);
-    apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    apdu.extend_from_slice(data);
-    apdu
-}
 
 fn status_word(response: &[u8]) -> u16 {
     match response {

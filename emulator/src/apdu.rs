@@ -132,6 +132,19 @@ impl Command {
     }
 }
 
+/// An extended-length command APDU: header, `data` (if any) and Le `00 00` (up to 65536
+/// bytes of answer).
+pub fn extended(header: [u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut apdu = header.to_vec();
+    apdu.push(0);
+    if !data.is_empty() {
+        apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        apdu.extend_from_slice(data);
+    }
+    apdu.extend_from_slice(&[0, 0]);
+    apdu
+}
+
 /// The chaining bit of the class byte (ISO 7816-4 5.4.1).
 pub const CLA_CHAINING: u8 = 0x10;
 

@@ -319,20 +319,22 @@ impl Card {
     /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the
     /// command answers `6581`.
     pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), Status> {
-        if let Err(e) = self.store.commit(&batch) {
-            tracing::error!(error = %e, "commit failed; command refused with 6581");
-            return Err(Status::MemoryFailure);
-        }
-        for change in batch {
-            self.state.apply(change);
-        }
-        Ok(())
+        self.commit_with(batch, false)
     }
 
     /// As [`Card::commit`], without waiting for the disk: only for changes whose loss in a
     /// crash leaves the card safer (see [`Store::commit_relaxed`]).
     pub(crate) fn commit_relaxed(&mut self, batch: Batch) -> Result<(), Status> {
-        if let Err(e) = self.store.commit_relaxed(&batch) {
+        self.commit_with(batch, true)
+    }
+
+    fn commit_with(&mut self, batch: Batch, relaxed: bool) -> Result<(), Status> {
+        let written = if relaxed {
+            self.store.commit_relaxed(&batch)
+        } else {
+            self.store.commit(&batch)
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, "commit failed; command refused with 6581");
             return Err(Status::MemoryFailure);
         }

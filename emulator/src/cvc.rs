@@ -82,6 +82,41 @@ impl TaAlgorithm {
     }
 }
 
+/// The `7F49` template of a GENERATE request for an RSA key of `bits` bits (e = 65537).
+pub fn rsa_key_template(bits: u16) -> Vec<u8> {
+    let mut inner = tlv::encode(0x06, OID_TA_RSA_V15_SHA256);
+    tlv::write(&mut inner, 0x82, &[0x01, 0x00, 0x01]);
+    tlv::write(&mut inner, 0x02, &bits.to_be_bytes());
+    tlv::encode(tag::PUBLIC_KEY, &inner)
+}
+
+/// The `7F49` template of a GENERATE request for an EC key: explicit domain parameters, as
+/// OpenSC sends them.
+pub fn ec_key_template(curve: crate::ec::Curve) -> Vec<u8> {
+    let d = curve.domain();
+    let mut inner = tlv::encode(0x06, OID_TA_ECDSA_SHA256);
+    for (tag, value) in [
+        (0x81, d.prime),
+        (0x82, d.a),
+        (0x83, d.b),
+        (0x84, d.generator),
+        (0x85, d.order),
+        (0x87, d.cofactor),
+    ] {
+        tlv::write(&mut inner, tag, value);
+    }
+    tlv::encode(tag::PUBLIC_KEY, &inner)
+}
+
+/// The data of a GENERATE request as OpenSC sends it: profile, CAR, key template, CHR.
+pub fn generate_request(car: &[u8], key_template: &[u8], chr: &[u8]) -> Vec<u8> {
+    let mut out = tlv::encode(tag::PROFILE, &[0x00]);
+    tlv::write(&mut out, tag::CAR, car);
+    out.extend_from_slice(key_template);
+    tlv::write(&mut out, tag::CHR, chr);
+    out
+}
+
 /// The fields of a CV certificate request body (`7F4E`) as GENERATE echoes them.
 pub struct RequestBody<'a> {
     pub profile: &'a [u8],

@@ -104,14 +104,7 @@ fn verify_apdu() -> Vec<u8> {
     apdu
 }
 
-fn extended(header: [u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut apdu = header.to_vec();
-    apdu.push(0);
-    apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    apdu.extend_from_slice(data);
-    apdu.extend_from_slice(&[0, 0]);
-    apdu
-}
+use crate::apdu::extended;
 
 /// The stored state of a prepared card, made once per process.
 fn prepared_store(start: Start) -> MemoryStore {
@@ -140,36 +133,17 @@ fn build(start: Start) -> MemoryStore {
             must(&mut card, &init_apdu(Some(1)));
             must(&mut card, &extended([0x80, 0x52, 0x00, 0x00], &DKEK_SHARE));
             must(&mut card, &verify_apdu());
-            let mut rsa = tlv::encode(0x06, crate::cvc::OID_TA_RSA_V15_SHA256);
-            tlv::write(&mut rsa, 0x82, &[1, 0, 1]);
-            tlv::write(&mut rsa, 0x02, &[0x04, 0x00]);
+            let rsa = crate::cvc::rsa_key_template(1024);
             must(
                 &mut card,
-                &extended(
-                    [0x00, 0x46, 0x01, 0x00],
-                    &generate_body(&tlv::encode(0x7F49, &rsa), &[]),
-                ),
+                &extended([0x00, 0x46, 0x01, 0x00], &generate_body(&rsa, &[])),
             );
-            let d = crate::ec::Curve::Secp256r1.domain();
-            let mut ec = tlv::encode(0x06, crate::cvc::OID_TA_ECDSA_SHA256);
-            for (tag, v) in [
-                (0x81, d.prime),
-                (0x82, d.a),
-                (0x83, d.b),
-                (0x84, d.generator),
-                (0x85, d.order),
-                (0x87, d.cofactor),
-            ] {
-                tlv::write(&mut ec, tag, v);
-            }
+            let ec = crate::cvc::ec_key_template(crate::ec::Curve::Secp256r1);
             let mut policy = tlv::encode(0x90, &3u32.to_be_bytes());
             tlv::write(&mut policy, 0x91, &[0x70, 0x73]);
             must(
                 &mut card,
-                &extended(
-                    [0x00, 0x46, 0x02, 0x00],
-                    &generate_body(&tlv::encode(0x7F49, &ec), &policy),
-                ),
+                &extended([0x00, 0x46, 0x02, 0x00], &generate_body(&ec, &policy)),
             );
             let mut update = vec![0x54, 0x02, 0x00, 0x00];
             tlv::write(&mut update, 0x53, b"private data object");
@@ -184,10 +158,7 @@ fn build(start: Start) -> MemoryStore {
 }
 
 fn generate_body(template: &[u8], extra: &[u8]) -> Vec<u8> {
-    let mut body = tlv::encode(0x5F29, &[0]);
-    tlv::write(&mut body, 0x42, b"UTCA00001");
-    body.extend_from_slice(template);
-    tlv::write(&mut body, 0x5F20, b"ZZEM000000000001");
+    let mut body = crate::cvc::generate_request(b"UTCA00001", template, b"ZZEM000000000001");
     body.extend_from_slice(extra);
     body
 }

@@ -8,6 +8,7 @@
 //! the private keys never leave it.
 
 use crate::admin::{self, InitOptions};
+use crate::apdu::extended;
 use crate::card::Card;
 use crate::ec::Curve;
 use crate::{cvc, hex, tlv};
@@ -38,15 +39,6 @@ const DEMO_SERIALS: [&str; 7] = [
     "02A7EEFA99415EBF",
     "02C05C90657208BC",
 ];
-
-fn extended(header: [u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut apdu = header.to_vec();
-    apdu.push(0);
-    apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    apdu.extend_from_slice(data);
-    apdu.extend_from_slice(&[0, 0]);
-    apdu
-}
 
 /// Sends `apdu`; the response data, or an error naming `what` failed.
 fn exchange(card: &mut Card, apdu: &[u8], what: &str) -> Result<Vec<u8>, String> {
@@ -152,36 +144,11 @@ pub fn demo(card: &mut Card) -> Result<(), String> {
     };
     for ((id, label, kind), serial) in DEMO_KEYS.iter().zip(DEMO_SERIALS) {
         let template = match kind {
-            Kind::Rsa(bits) => {
-                let mut t = tlv::encode(0x06, cvc::OID_TA_RSA_V15_SHA256);
-                tlv::write(&mut t, 0x82, &[0x01, 0x00, 0x01]);
-                tlv::write(&mut t, 0x02, &bits.to_be_bytes());
-                t
-            }
-            Kind::Ec(curve) => {
-                let dp = curve.domain();
-                let mut t = tlv::encode(0x06, cvc::OID_TA_ECDSA_SHA256);
-                for (tag, v) in [
-                    (0x81, dp.prime),
-                    (0x82, dp.a),
-                    (0x83, dp.b),
-                    (0x84, dp.generator),
-                    (0x85, dp.order),
-                    (0x87, dp.cofactor),
-                ] {
-                    tlv::write(&mut t, tag, v);
-                }
-                t
-            }
+            Kind::Rsa(bits) => cvc::rsa_key_template(*bits),
+            Kind::Ec(curve) => cvc::ec_key_template(*curve),
         };
-        let mut request = tlv::encode(0x5F29, &[0x00]);
-        tlv::write(&mut request, 0x42, b"UTCA00001");
-        tlv::write(&mut request, 0x7F49, &template);
-        tlv::write(
-            &mut request,
-            0x5F20,
-            format!("{}{id:05}", card.serial()).as_bytes(),
-        );
+        let chr = format!("{}{id:05}", card.serial());
+        let request = cvc::generate_request(b"UTCA00001", &template, chr.as_bytes());
         let answer = exchange(
             card,
             &extended([0x00, 0x46, *id, 0x00], &request),

@@ -8,19 +8,7 @@ use emulator::ec::Curve;
 use emulator::{hex, tlv};
 
 fn ec_template(curve: Curve) -> Vec<u8> {
-    let d = curve.domain();
-    let mut inner = tlv::encode(0x06, OID_ECDSA_SHA256);
-    for (tag, value) in [
-        (0x81, d.prime),
-        (0x82, d.a),
-        (0x83, d.b),
-        (0x84, d.generator),
-        (0x85, d.order),
-        (0x87, d.cofactor),
-    ] {
-        tlv::write(&mut inner, tag, value);
-    }
-    tlv::encode(0x7F49, &inner)
+    emulator::cvc::ec_key_template(curve)
 }
 
 #[test]

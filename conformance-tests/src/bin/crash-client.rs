@@ -90,16 +90,7 @@ impl Link {
     }
 }
 
-fn ext(header: [u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut apdu = header.to_vec();
-    apdu.push(0);
-    if !data.is_empty() {
-        apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        apdu.extend_from_slice(data);
-    }
-    apdu.extend_from_slice(&[0, 0]);
-    apdu
-}
+use emulator::apdu::extended as ext;
 
 fn init_apdu() -> Vec<u8> {
     let mut d = tlv::encode(0x80, &[0, 1]);
@@ -111,23 +102,8 @@ fn init_apdu() -> Vec<u8> {
 }
 
 fn p256_request() -> Vec<u8> {
-    let d = emulator::ec::Curve::Secp256r1.domain();
-    let mut inner = tlv::encode(0x06, emulator::cvc::OID_TA_ECDSA_SHA256);
-    for (tag, v) in [
-        (0x81, d.prime),
-        (0x82, d.a),
-        (0x83, d.b),
-        (0x84, d.generator),
-        (0x85, d.order),
-        (0x87, d.cofactor),
-    ] {
-        tlv::write(&mut inner, tag, v);
-    }
-    let mut body = tlv::encode(0x5F29, &[0]);
-    tlv::write(&mut body, 0x42, b"UTCA00001");
-    body.extend(tlv::encode(0x7F49, &inner));
-    tlv::write(&mut body, 0x5F20, b"ZZEM000000000001");
-    body
+    let template = emulator::cvc::ec_key_template(emulator::ec::Curve::Secp256r1);
+    emulator::cvc::generate_request(b"UTCA00001", &template, b"ZZEM000000000001")
 }
 
 /// What the card acknowledged, and the one change that may be in flight.

@@ -20,14 +20,7 @@ pub fn send(card: &mut Card, apdu: &str) -> (Vec<u8>, String) {
 
 /// Sends an extended APDU with `data`.
 pub fn send_ext(card: &mut Card, header: [u8; 4], data: &[u8]) -> (Vec<u8>, String) {
-    let mut apdu = header.to_vec();
-    apdu.push(0);
-    if !data.is_empty() {
-        apdu.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        apdu.extend_from_slice(data);
-    }
-    apdu.extend_from_slice(&[0, 0]);
-    let response = card.transmit(&apdu);
+    let response = card.transmit(&emulator::apdu::extended(header, data));
     let (data, sw) = response.split_at(response.len() - 2);
     (data.to_vec(), hex::encode(sw))
 }
@@ -43,22 +36,15 @@ pub fn logged_in_card() -> Card {
 
 /// The GENERATE request body OpenSC sends: profile, CAR, public key template, CHR.
 pub fn generate_request(public_key_template: &[u8]) -> Vec<u8> {
-    let mut out = tlv::encode(0x5F29, &[0x00]);
-    tlv::write(&mut out, 0x42, b"UTCA00001");
-    out.extend_from_slice(public_key_template);
-    tlv::write(&mut out, 0x5F20, b"ZZEM000000000001");
-    out
+    emulator::cvc::generate_request(b"UTCA00001", public_key_template, b"ZZEM000000000001")
 }
 
-pub const OID_RSA_V15_SHA256: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x01, 0x02];
-pub const OID_ECDSA_SHA256: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
+pub const OID_RSA_V15_SHA256: &[u8] = emulator::cvc::OID_TA_RSA_V15_SHA256;
+pub const OID_ECDSA_SHA256: &[u8] = emulator::cvc::OID_TA_ECDSA_SHA256;
 
 /// `7F49` of an RSA GENERATE request.
 pub fn rsa_template(bits: u16) -> Vec<u8> {
-    let mut inner = tlv::encode(0x06, OID_RSA_V15_SHA256);
-    tlv::write(&mut inner, 0x82, &[0x01, 0x00, 0x01]);
-    tlv::write(&mut inner, 0x02, &bits.to_be_bytes());
-    tlv::encode(0x7F49, &inner)
+    emulator::cvc::rsa_key_template(bits)
 }
 
 /// The parts of an authenticated CV request.
