@@ -251,6 +251,34 @@ impl Sandbox {
         self.cards.push(CardProcess { child, slot, log });
     }
 
+    /// Starts `program args` inside the sandbox's network namespace (for example another
+    /// vpcd card); it is killed with the sandbox.
+    pub fn spawn_inside(&mut self, slot: u8, program: &Path, args: &[&str]) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("program{slot}-{}.log", self.cards.len()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .inside(false)
+            .arg(program)
+            .args(args)
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start a program in the sandbox");
+        self.cards.push(CardProcess { child, slot, log });
+    }
+
+    /// The process id of the emulator serving `slot`.
+    pub fn card_pid(&self, slot: u8) -> Option<u32> {
+        self.cards
+            .iter()
+            .rev()
+            .find(|c| c.slot == slot)
+            .map(|c| c.child.id())
+    }
+
     /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
     pub fn insert_card(&mut self, slot: u8) {
         self.insert_card_with(slot, &["-v"]);
