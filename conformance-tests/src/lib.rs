@@ -20,10 +20,16 @@ pub const SO_PIN: &str = "3537363231383830";
 /// How long to wait for pcscd or a card before failing the test.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `sc-hsm-emulator` binary, built once per test process with the workspace's profile.
+/// The `sc-hsm-emulator` binary, built once per process with the profile this crate was built
+/// with: the tests use the dev profile, `cargo run --release --bin stack-bench` the release one.
 pub fn emulator_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
@@ -37,6 +43,7 @@ pub fn emulator_binary() -> &'static Path {
                 "--bin",
                 "sc-hsm-emulator",
             ])
+            .args((profile == "release").then_some("--release"))
             .current_dir(workspace)
             .status()
             .expect("run cargo build");
@@ -44,7 +51,7 @@ pub fn emulator_binary() -> &'static Path {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));
-        target.join("debug").join("sc-hsm-emulator")
+        target.join(profile).join("sc-hsm-emulator")
     })
 }
 
