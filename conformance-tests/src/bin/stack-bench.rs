@@ -101,6 +101,21 @@ fn bare_crypto(n: u32) -> [f64; 3] {
     [per_op(ecdsa_p256), per_op(ecdsa_p384), per_op(rsa_sign)]
 }
 
+/// Writes the file `data` to the card as the public data object "obj`i`".
+fn write_data_object(data: &Path, i: u32) {
+    let out = Command::new("pkcs11-tool")
+        .args(["-l", "--pin", PIN, "--write-object"])
+        .arg(data)
+        .args(["--type", "data", "--label", &format!("obj{i}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "writing obj{i}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Mean round trip of `apdu` to the card in `reader`.
 fn apdu_round_trip(reader: &str, apdus: &[&[u8]], n: u32) -> Duration {
     let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
@@ -409,21 +424,7 @@ fn main() {
     let data = dir.join("data.bin");
     std::fs::write(&data, b"object").unwrap();
     for i in 0..50 {
-        let out = Command::new("pkcs11-tool")
-            .args([
-                "-l",
-                "--pin",
-                PIN,
-                "--write-object",
-                data.to_str().unwrap(),
-                "--type",
-                "data",
-                "--label",
-                &format!("obj{i}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        write_data_object(&data, i);
     }
     let tools_50 = (
         time_tool("pkcs11-tool", &["-L"]),
@@ -450,19 +451,7 @@ fn main() {
     }
     let db_after = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
     for i in 50..190 {
-        let _ = Command::new("pkcs11-tool")
-            .args([
-                "-l",
-                "--pin",
-                PIN,
-                "--write-object",
-                data.to_str().unwrap(),
-                "--type",
-                "data",
-                "--label",
-                &format!("obj{i}"),
-            ])
-            .output();
+        write_data_object(&data, i);
     }
     let rss = sandbox
         .card_pid(0)
@@ -588,5 +577,4 @@ fn main() {
         "Database growth per RSA-2048 key (key, CV request, PRKD): {} bytes",
         db_after.saturating_sub(db_before) / 4
     );
-    let _ = Path::new("");
 }
