@@ -47,6 +47,24 @@ fn sc_hsm_tool(sandbox: &Sandbox, reader: u8, args: &[&str]) -> String {
     out
 }
 
+/// `sc-hsm-tool --initialize` with the test PINs and a DKEK of `shares` shares.
+fn initialize_for_shares(sandbox: &Sandbox, reader: u8, shares: u8) {
+    let shares = shares.to_string();
+    sc_hsm_tool(
+        sandbox,
+        reader,
+        &[
+            "--initialize",
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            PIN,
+            "--dkek-shares",
+            &shares,
+        ],
+    );
+}
+
 /// Signs `message` with the card's key reference `key_ref` (raw APDUs through pcscd) and
 /// returns the DER/PKCS#1 signature (SHA-256 on the card).
 fn sign_raw(sandbox: &Sandbox, reader: u8, key_ref: u8, algorithm: u8, message: &[u8]) -> Vec<u8> {
@@ -97,19 +115,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
     let decrypt1 = decrypt_share_in_background("custodian one", &share1);
     let decrypt2 = decrypt_share_in_background("custodian two", &share2);
 
-    sc_hsm_tool(
-        &sandbox,
-        0,
-        &[
-            "--initialize",
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-            "--dkek-shares",
-            "2",
-        ],
-    );
+    initialize_for_shares(&sandbox, 0, 2);
     let info = sc_hsm_tool(&sandbox, 0, &[]);
     assert!(info.contains("DKEK shares          : 2"), "{info}");
     assert!(
@@ -332,19 +338,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
     assert!(out.contains("Key successfully imported"), "{out}");
 
     // Card B with the same two shares shows the same KCV and takes the keys.
-    sc_hsm_tool(
-        &sandbox,
-        1,
-        &[
-            "--initialize",
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-            "--dkek-shares",
-            "2",
-        ],
-    );
+    initialize_for_shares(&sandbox, 1, 2);
     sc_hsm_tool(
         &sandbox,
         1,
@@ -478,19 +472,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
     ]));
 
     // Re-initialised with another DKEK, card B refuses the blob.
-    sc_hsm_tool(
-        &sandbox,
-        1,
-        &[
-            "--initialize",
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-            "--dkek-shares",
-            "1",
-        ],
-    );
+    initialize_for_shares(&sandbox, 1, 1);
     let known_share = format!("{FIXTURES}/real-card/dkek-share-kcv97E3.pbe");
     let out = sc_hsm_tool(
         &sandbox,
@@ -570,19 +552,7 @@ fn n_of_m_password_shares() {
         "{shown}"
     );
 
-    sc_hsm_tool(
-        &sandbox,
-        0,
-        &[
-            "--initialize",
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-            "--dkek-shares",
-            "1",
-        ],
-    );
+    initialize_for_shares(&sandbox, 0, 1);
     // Two of the three custodians (the first and the third) present their shares.
     let input = format!(
         "{}\n\n{}\n{}\n\n{}\n{}\n",
