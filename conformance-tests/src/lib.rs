@@ -430,6 +430,29 @@ impl Sandbox {
         text
     }
 
+    /// Writes `contents` to the card as a data object labelled `label` (logged in with the
+    /// user PIN, through `pkcs11-tool --write-object`); `private` objects need the PIN to read.
+    pub fn write_data_object(&self, label: &str, contents: &[u8], private: bool) {
+        let file = self.scratch().join(format!("data-object-{label}.bin"));
+        std::fs::write(&file, contents).unwrap();
+        let file = file.to_str().unwrap();
+        let mut args = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--write-object",
+            file,
+            "--type",
+            "data",
+            "--label",
+            label,
+        ];
+        if private {
+            args.push("--private");
+        }
+        self.ok("pkcs11-tool", &args);
+    }
+
     /// A scratch directory that lives as long as the sandbox.
     pub fn scratch(&self) -> &Path {
         self.dir.path()

@@ -6,43 +6,11 @@ use conformance_tests::{initialize, text, Sandbox, PIN};
 fn public_and_private_data_objects() {
     let sandbox = Sandbox::start();
     initialize(&sandbox, None);
-    let public = sandbox.scratch().join("public.bin");
-    let private = sandbox.scratch().join("private.bin");
     // Longer than one 255-byte UPDATE BINARY chunk.
     let public_bytes: Vec<u8> = (0..700u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(&public, &public_bytes).unwrap();
-    std::fs::write(&private, b"for the PIN holder only").unwrap();
     let p = |path: &std::path::Path| path.to_str().unwrap().to_string();
-
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--write-object",
-            &p(&public),
-            "--type",
-            "data",
-            "--label",
-            "X",
-        ],
-    );
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--write-object",
-            &p(&private),
-            "--type",
-            "data",
-            "--label",
-            "Y",
-            "--private",
-        ],
-    );
+    sandbox.write_data_object("X", &public_bytes, false);
+    sandbox.write_data_object("Y", b"for the PIN holder only", true);
 
     let out = sandbox.scratch().join("out.bin");
     sandbox.ok(

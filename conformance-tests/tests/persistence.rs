@@ -1,6 +1,6 @@
 //! The card keeps its state across emulator restarts, clean or not.
 
-use conformance_tests::{initialize, Sandbox, PIN};
+use conformance_tests::{initialize, Sandbox};
 
 fn snapshot(sandbox: &Sandbox) -> (String, String, String) {
     let dump = sandbox.ok("pkcs15-tool", &["-D"]);
@@ -27,22 +27,7 @@ fn snapshot(sandbox: &Sandbox) -> (String, String, String) {
 fn survives(signal: &str) {
     let mut sandbox = Sandbox::start();
     initialize(&sandbox, Some("persistent"));
-    let data = sandbox.scratch().join("data.bin");
-    std::fs::write(&data, b"remember me").unwrap();
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--write-object",
-            data.to_str().unwrap(),
-            "--type",
-            "data",
-            "--label",
-            "memo",
-        ],
-    );
+    sandbox.write_data_object("memo", b"remember me", false);
     // One wrong PIN, so the counter is not at its maximum.
     let _ = sandbox.run(
         "pkcs11-tool",

@@ -184,22 +184,7 @@ fn opensc_explorer_script_from_the_wiki() {
 fn reinitialize_needs_the_so_pin_and_empties_the_card() {
     let sandbox = Sandbox::start();
     initialize(&sandbox, Some("first"));
-    let data = sandbox.scratch().join("data.bin");
-    std::fs::write(&data, b"some data").unwrap();
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--write-object",
-            data.to_str().unwrap(),
-            "--type",
-            "data",
-            "--label",
-            "keep?",
-        ],
-    );
+    sandbox.write_data_object("keep?", b"some data", false);
 
     let wrong = sandbox.ok(
         "sc-hsm-tool",
