@@ -193,9 +193,13 @@ mod tests {
         Card::open(Box::new(emulator::MemoryStore::default())).unwrap()
     }
 
-    /// A stand-in for vpcd's listening socket, inside this module's unit tests only.
-    #[tokio::test(flavor = "current_thread")]
-    async fn answers_atr_apdus_and_power_events_and_reconnects() {
+    /// A memory card linked to a stand-in for vpcd's listening socket (this module's unit
+    /// tests only): the listener, the card's stop signal and its task.
+    async fn card_behind_listener() -> (
+        TcpListener,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
@@ -209,6 +213,12 @@ mod tests {
             })
             .await;
         });
+        (listener, stop_tx, card_task)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn answers_atr_apdus_and_power_events_and_reconnects() {
+        let (listener, stop_tx, card_task) = card_behind_listener().await;
 
         let select = emulator::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
         for round in 0..2 {
@@ -253,19 +263,7 @@ mod tests {
     /// The card answers what it can, never exits, and is back on the next connection.
     #[tokio::test(flavor = "current_thread")]
     async fn survives_broken_frames_and_dropped_sockets() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = Endpoint {
-            host: "127.0.0.1".into(),
-            port: listener.local_addr().unwrap().port(),
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let card_task = tokio::spawn(async move {
-            let mut card = memory_card();
-            run(&mut card, &endpoint, async {
-                let _ = stop_rx.await;
-            })
-            .await;
-        });
+        let (listener, stop_tx, card_task) = card_behind_listener().await;
         // 1. The socket drops in the middle of an APDU (length sent, half the payload).
         let (mut vpcd, _) = listener.accept().await.unwrap();
         vpcd.write_all(&[0x00, 0x11, 0x00, 0xA4, 0x04])
