@@ -52,6 +52,21 @@ enum Profile {
     Demo,
 }
 
+/// How a new card is made: shared by `init`, `run` and `sandbox`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct Making {
+    /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
+    /// commands give the same serial and keys. A card made with a seed needs it every time.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
+    /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
+    /// with certificates).
+    #[arg(long, value_enum, value_name = "NAME")]
+    profile: Option<Profile>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Insert the card into vpcd and serve it until SIGINT/SIGTERM.
@@ -86,16 +101,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
         max_keys: usize,
 
-        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
-        /// commands give the same serial and keys. A card made with a seed needs it every time.
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-
-        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
-        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
-        /// with certificates).
-        #[arg(long, value_enum, value_name = "NAME")]
-        profile: Option<Profile>,
+        #[command(flatten)]
+        making: Making,
         /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
         /// status word and its meaning, duration. Never PINs, keys or other data.
         /// With several cards, card i writes FILE with "-i" before the extension.
@@ -128,16 +135,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
 
-        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
-        /// commands give the same serial and keys. A card made with a seed needs it every time.
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-
-        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
-        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
-        /// with certificates).
-        #[arg(long, value_enum, value_name = "NAME")]
-        profile: Option<Profile>,
+        #[command(flatten)]
+        making: Making,
 
         /// Write an APDU trace to FILE (see `run --trace`).
         #[arg(long, value_name = "FILE")]
@@ -187,16 +186,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 3)]
         pin_retry: u8,
 
-        /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
-        /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
-        /// with certificates).
-        #[arg(long, value_enum, value_name = "NAME")]
-        profile: Option<Profile>,
-
-        /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
-        /// commands give the same serial and keys. A card made with a seed needs it every time.
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
+        #[command(flatten)]
+        making: Making,
     },
 
     /// Write a portable snapshot of a card (versioned, checksummed) to FILE.
@@ -358,8 +349,7 @@ fn run(cli: Cli) -> Result<(), String> {
             label,
             dkek_shares,
             pin_retry,
-            seed,
-            profile,
+            making: Making { seed, profile },
         } => {
             let path = db_path(db)?;
             let mut card = open_card(&path, true, seed)?;
@@ -423,8 +413,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Sandbox {
             db,
-            seed,
-            profile,
+            making: Making { seed, profile },
             trace,
             trace_json,
             cards,
@@ -476,8 +465,7 @@ fn run(cli: Cli) -> Result<(), String> {
             storage,
             max_file_size,
             max_keys,
-            seed,
-            profile,
+            making: Making { seed, profile },
             trace,
             trace_json,
             ready_file,
