@@ -430,6 +430,26 @@ impl Sandbox {
         text
     }
 
+    /// Generates a key pair on the card through `pkcs11-tool --login --keypairgen` with the user
+    /// PIN (`key_type` as pkcs11-tool spells it: "rsa:2048", "EC:prime256v1"), `extra` appended
+    /// (a label, a slot); asserts that pkcs11-tool reports the pair and returns its output.
+    pub fn generate_key_pair(&self, key_type: &str, id: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            key_type,
+            "--id",
+            id,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.ok("pkcs11-tool", &args);
+        assert!(out.contains("Key pair generated"), "{out}");
+        out
+    }
+
     /// Writes `contents` to the card as a data object labelled `label` (logged in with the
     /// user PIN, through `pkcs11-tool --write-object`); `private` objects need the PIN to read.
     pub fn write_data_object(&self, label: &str, contents: &[u8], private: bool) {

@@ -254,21 +254,7 @@ fn a_certificate_without_a_key_goes_to_ca_files() {
 fn pkcs11_tool_self_test_passes() {
     let sandbox = Sandbox::start();
     initialize(&sandbox, None);
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "rsa:2048",
-            "--id",
-            "01",
-            "--label",
-            "test key",
-        ],
-    );
+    sandbox.generate_key_pair("rsa:2048", "01", &["--label", "test key"]);
     let out = sandbox.ok("pkcs11-tool", &["--test", "--login", "--pin", PIN]);
     assert!(out.contains("No errors"), "{out}");
 }

@@ -35,21 +35,7 @@ fn init_offline_then_use_then_status() {
         info.contains("User PIN tries left  : 3") && info.contains("DKEK key check value"),
         "{info}"
     );
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "10",
-            "--label",
-            "mykey",
-        ],
-    );
+    sandbox.generate_key_pair("EC:prime256v1", "10", &["--label", "mykey"]);
     sandbox.stop_card(0, "TERM");
 
     let (ok, status) = emulator(&["status", "--db", db]);
@@ -104,19 +90,7 @@ fn a_trace_of_a_login_and_a_signature_names_the_commands_and_holds_no_pin() {
             PIN,
         ],
     );
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-        ],
-    );
+    sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
     let data = sandbox.scratch().join("data");
     std::fs::write(&data, b"traced").unwrap();
     sandbox.ok(
@@ -233,21 +207,7 @@ fn export_then_import_makes_the_same_card_and_a_damaged_snapshot_is_refused() {
         .0
     );
     sandbox.insert_card(0);
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "rsa:1024",
-            "--id",
-            "10",
-            "--label",
-            "backup me",
-        ],
-    );
+    sandbox.generate_key_pair("rsa:1024", "10", &["--label", "backup me"]);
     let _ = sandbox.run("pkcs11-tool", &["-l", "--pin", "000000", "-O"]);
     sandbox.stop_card(0, "TERM");
 

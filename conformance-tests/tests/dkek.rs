@@ -165,36 +165,8 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
     );
 
     // Keys, wrapped by reference, unwrapped as key reference 10 on the same card.
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "0",
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "rsa:2048",
-            "--id",
-            "10",
-        ],
-    );
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "0",
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "11",
-        ],
-    );
+    sandbox.generate_key_pair("rsa:2048", "10", &["--slot-index", "0"]);
+    sandbox.generate_key_pair("EC:prime256v1", "11", &["--slot-index", "0"]);
     let wrap_file = arg(dir, "wrap-key.bin");
     sc_hsm_tool(
         &sandbox,

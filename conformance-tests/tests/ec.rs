@@ -20,22 +20,7 @@ const CURVES: [&str; 12] = [
 
 /// Generates an EC key on `curve` with id `id`; returns its public key as PEM.
 fn keypair(sandbox: &Sandbox, curve: &str, id: &str, label: &str) -> String {
-    let out = sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            &format!("EC:{curve}"),
-            "--id",
-            id,
-            "--label",
-            label,
-        ],
-    );
-    assert!(out.contains("Key pair generated"), "{out}");
+    sandbox.generate_key_pair(&format!("EC:{curve}"), id, &["--label", label]);
     let dir = sandbox.scratch();
     let der = arg(dir, &format!("ec{id}.der"));
     let pem = arg(dir, &format!("ec{id}.pem"));
@@ -295,21 +280,7 @@ fn wiki_key_pkcs15_listing_and_test_ec() {
         &["--initialize", "--so-pin", SO_PIN, "--pin", PIN],
     );
     keypair(&sandbox, "prime256v1", "10", "mykey");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "rsa:2048",
-            "--id",
-            "11",
-            "--label",
-            "rsakey",
-        ],
-    );
+    sandbox.generate_key_pair("rsa:2048", "11", &["--label", "rsakey"]);
     let dump = sandbox.ok("pkcs15-tool", &["-D"]);
     assert!(dump.contains("Private EC Key [mykey]"), "{dump}");
     assert!(dump.contains("Private RSA Key [rsakey]"), "{dump}");

@@ -41,19 +41,7 @@ fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
             "passwordpassword",
         ],
     );
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-        ],
-    );
+    sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
     let data = arg(dir, "data.txt");
     std::fs::write(&data, b"log me not").unwrap();
     sandbox.ok(
