@@ -178,22 +178,10 @@ fn wrapped_keys_decode_independently_and_clone_to_another_card() {
         (2u8, emulator::ec::Curve::Secp256r1),
         (3, emulator::ec::Curve::BrainpoolP320r1),
     ] {
-        let d = curve.domain();
-        let mut inner = tlv::encode(0x06, OID_ECDSA_SHA256);
-        for (tag, value) in [
-            (0x81, d.prime),
-            (0x82, d.a),
-            (0x83, d.b),
-            (0x84, d.generator),
-            (0x85, d.order),
-            (0x87, d.cofactor),
-        ] {
-            tlv::write(&mut inner, tag, value);
-        }
         let (req, sw) = send_ext(
             &mut a,
             [0x00, 0x46, id, 0x00],
-            &generate_request(&tlv::encode(0x7F49, &inner)),
+            &generate_request(&emulator::cvc::ec_key_template(curve)),
         );
         assert_eq!(sw, "9000");
         let point = tlv::find(&parse_cv_request(&req).public_key, 0x86)
