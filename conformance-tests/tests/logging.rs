@@ -84,8 +84,8 @@ fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
 
     // The private key, recovered independently from the wrap file with the known DKEK.
     let wrap_file = std::fs::read(&wrapped).unwrap();
-    let (outer, _) = emulator::tlv::read(&wrap_file).unwrap();
-    let (blob, _) = emulator::tlv::read(outer.value).unwrap();
+    let (outer, _) = emulator::apdu::tlv::read(&wrap_file).unwrap();
+    let (blob, _) = emulator::apdu::tlv::read(outer.value).unwrap();
     std::fs::write(arg(dir, "blob.bin"), blob.value).unwrap();
     let decoded = Command::new("/usr/bin/python3")
         .args([BLOB_TOOL, "decode", DKEK, &arg(dir, "blob.bin")])

@@ -6,8 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use emulator::apdu::extended;
-use emulator::ec::Curve;
-use emulator::{cvc, hex, tlv, Card, RedbStore};
+use emulator::crypto::ec::Curve;
+use emulator::{apdu::tlv, crypto::cvc, tools::hex, Card, RedbStore};
 use rsa::traits::PublicKeyParts;
 
 const SELECT: &str = "00A404000BE82B0601040181C31F020100";
@@ -49,18 +49,22 @@ fn benches(c: &mut Criterion) {
     let mut card = card(dir.path());
     let hash32 = [0x5Au8; 32];
     let hash48 = [0x5Au8; 48];
-    let info = [emulator::hash::Hash::Sha256.digest_info_prefix(), &hash32].concat();
+    let info = [
+        emulator::crypto::hash::Hash::Sha256.digest_info_prefix(),
+        &hash32,
+    ]
+    .concat();
     let rsa_key = match &card.state().keys[&1].material {
-        emulator::keystore::KeyMaterial::Rsa(k) => (**k).clone(),
+        emulator::model::key::KeyMaterial::Rsa(k) => (**k).clone(),
         _ => unreachable!(),
     };
     let scalar = |id: u8, card: &Card| match &card.state().keys[&id].material {
-        emulator::keystore::KeyMaterial::Ec { scalar, .. } => scalar.to_vec(),
+        emulator::model::key::KeyMaterial::Ec { scalar, .. } => scalar.to_vec(),
         _ => unreachable!(),
     };
     let (p256, p384) = (scalar(2, &card), scalar(3, &card));
     let peer = Curve::Secp256r1
-        .public_point(&Curve::Secp256r1.generate(&mut *emulator::rng::system()))
+        .public_point(&Curve::Secp256r1.generate(&mut *emulator::crypto::rng::system()))
         .unwrap();
     let block = {
         let mut b = vec![0u8; 256];
@@ -157,7 +161,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             rsa::hazmat::rsa_decrypt_and_check(
                 &rsa_key,
-                Some(&mut emulator::rng::Adapter(&mut *emulator::rng::system())),
+                Some(&mut emulator::crypto::rng::Adapter(
+                    &mut *emulator::crypto::rng::system(),
+                )),
                 &c_block,
             )
             .unwrap()
@@ -168,7 +174,7 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("EC P-256 key generation", |b| {
         b.iter_batched(
-            emulator::rng::system,
+            emulator::crypto::rng::system,
             |mut rng| {
                 Curve::Secp256r1
                     .public_point(&Curve::Secp256r1.generate(&mut *rng))
@@ -181,7 +187,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("RSA-2048 key generation", |b| {
         b.iter(|| {
             rsa::PrivateKey::new(
-                &mut emulator::rng::Adapter(&mut *emulator::rng::system()),
+                &mut emulator::crypto::rng::Adapter(&mut *emulator::crypto::rng::system()),
                 2048,
             )
             .unwrap()

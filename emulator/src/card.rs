@@ -1,52 +1,24 @@
-//! The card as a whole: persistent state, volatile session state, and the APDU layer that
-//! every transport shares (command chaining, `61xx` + GET RESPONSE, Le).
+//! The card as a whole: its persistent state (with the store that keeps it), its volatile
+//! session, and the path of every APDU: parse, APDU layer, application, answer.
 
 use zeroize::Zeroize;
 
-use crate::apdu::{Command, Response};
-use crate::device;
+use crate::apdu::layer::{Incoming, Layer};
+use crate::apdu::{Command, Response, Status};
+use crate::applet::command::{self, Request};
+use crate::applet::session::Session;
+use crate::applet::{self};
+use crate::crypto::rng::{self, CardRng, SeededRng};
 use crate::limits::Limits;
-use crate::rng::{self, CardRng};
-use crate::state::{Batch, CardState, Change, FileEntry};
-use crate::status::Status;
+use crate::model::{identity, key, objects, Batch, CardState, Change, FileEntry};
 use crate::store::{Store, StoreError};
-use crate::trace::{TraceEvent, Tracer};
-use crate::{applet, files, keystore};
+use crate::tools::trace::{self, TraceEvent, Tracer};
 
 /// ATR of the contact SmartCard-HSM; OpenSC and CardContact's module bind by it.
 pub const ATR: [u8; 24] = [
     0x3B, 0xFE, 0x18, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x31, 0x81, 0x54, 0x48, 0x53, 0x4D,
     0x31, 0x73, 0x80, 0x21, 0x40, 0x81, 0x07, 0xFA,
 ];
-
-/// Largest command data accepted across a chain.
-const MAX_CHAINED_DATA: usize = 65_536;
-
-/// What the card forgets on power off, power on, reset, and (for security) applet selection.
-#[derive(Default)]
-pub(crate) struct Session {
-    pub applet_selected: bool,
-    pub current_ef: Option<u16>,
-    pub user_verified: bool,
-    pub so_verified: bool,
-    /// Data of the non-final commands of a chain, and the header they share.
-    chain: Option<Chain>,
-    /// Response bytes not yet fetched with GET RESPONSE.
-    pending: Vec<u8>,
-}
-
-struct Chain {
-    header: [u8; 4],
-    data: Vec<u8>,
-}
-
-impl Session {
-    /// Drops every security status (what SELECT of the applet does).
-    pub fn log_out(&mut self) {
-        self.user_verified = false;
-        self.so_verified = false;
-    }
-}
 
 /// One emulated SmartCard-HSM.
 pub struct Card {
@@ -56,6 +28,7 @@ pub struct Card {
     store: Box<dyn Store>,
     pub(crate) rng: Box<dyn CardRng>,
     pub(crate) session: Session,
+    layer: Layer,
 }
 
 impl Card {
@@ -96,7 +69,7 @@ impl Card {
             boot,
             "deterministic card (--seed): its keys are predictable, for tests only"
         );
-        Card::open_with_rng(store, Box::new(rng::SeededRng::new(seed, boot)))
+        Card::open_with_rng(store, Box::new(SeededRng::new(seed, boot)))
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.
@@ -112,19 +85,20 @@ impl Card {
             store,
             rng,
             session: Session::default(),
+            layer: Layer::default(),
         };
         if card.state.identity.is_none() {
-            let made = device::manufacture(&mut *card.rng);
+            let made = identity::manufacture(&mut *card.rng);
             let batch = vec![
                 Change::Identity(made.identity),
                 Change::PutFile(
-                    files::EF_DEVICE_CERTIFICATES,
+                    objects::EF_DEVICE_CERTIFICATES,
                     FileEntry {
                         seq: 0,
                         data: made.device_certificates,
                     },
                 ),
-                Change::PutKey(keystore::DEVICE_KEY_ID, made.device_key),
+                Change::PutKey(key::DEVICE_KEY_ID, made.device_key),
             ];
             card.store.commit(&batch)?;
             for change in batch {
@@ -163,157 +137,81 @@ impl Card {
 
     /// Contact activation: the card starts with a clean session.
     pub fn power_on(&mut self) {
-        self.session = Session::default();
+        self.forget_session();
     }
 
     /// Deactivation: everything volatile is lost.
     pub fn power_off(&mut self) {
-        self.session = Session::default();
+        self.forget_session();
     }
 
     /// Warm reset: as power off and on.
     pub fn reset(&mut self) {
+        self.forget_session();
+    }
+
+    fn forget_session(&mut self) {
         self.session = Session::default();
+        self.layer = Layer::default();
     }
 
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         let started = std::time::Instant::now();
-        let response = match Command::parse(apdu) {
-            Ok(command) => {
-                let header = (
-                    command.cla,
-                    command.ins,
-                    command.p1,
-                    command.p2,
-                    command.data.len(),
-                    command.le,
-                );
-                let name = applet::command_name(&command);
-                let parameters = self
-                    .tracer
-                    .as_ref()
-                    .map(|_| crate::trace::parameters(&command));
-                let response = self.process(command);
-                log_exchange(name, header, &response);
-                if let (Some(tracer), Some(parameters)) = (self.tracer.as_mut(), parameters) {
-                    tracer(&TraceEvent {
-                        command: name,
-                        header: [header.0, header.1, header.2, header.3],
-                        parameters,
-                        lc: header.4,
-                        le: header.5,
-                        response_len: response.data.len(),
-                        status: response.status,
-                        duration: started.elapsed(),
-                    });
-                }
-                response
-            }
+        let command = match Command::parse(apdu) {
+            Ok(command) => command,
             Err(status) => {
                 tracing::debug!(len = apdu.len(), sw = %status, "malformed APDU");
-                self.session.pending.clear();
-                Response::from(status)
+                self.layer.malformed();
+                return Response::from(status).to_bytes();
             }
         };
-        response.to_bytes()
-    }
-
-    /// The APDU layer: GET RESPONSE, chaining, class check, then the applet, then Le.
-    fn process(&mut self, command: Command) -> Response {
-        if command.ins == applet::INS_GET_RESPONSE && command.cla_without_chaining() == 0x00 {
-            return self.get_response(&command);
-        }
-        self.session.pending.clear();
-        if !matches!(command.cla_without_chaining(), 0x00 | 0x80) {
-            self.session.chain = None;
-            return Status::ClaNotSupported.into();
-        }
-        let command = match self.chain(command) {
-            Ok(Some(command)) => command,
-            Ok(None) => return Response::empty(),
-            Err(status) => return status.into(),
-        };
-        let mut command = command;
-        let response = applet::dispatch(self, &command).unwrap_or_else(Response::from);
-        let response = self.limit_to_le(&command, response);
-        // Command data may hold a PIN or a DKEK share: wipe it.
-        command.data.zeroize();
-        response
-    }
-
-    /// Collects chained data; returns the complete command once the last part arrives.
-    fn chain(&mut self, mut command: Command) -> Result<Option<Command>, Status> {
-        let header = [
-            command.cla_without_chaining(),
-            command.ins,
-            command.p1,
-            command.p2,
-        ];
-        if let Some(chain) = &self.session.chain {
-            if chain.header != header {
-                self.session.chain = None;
-                return Err(Status::LastCommandOfChainExpected);
+        let header = [command.cla, command.ins, command.p1, command.p2];
+        let (lc, le) = (command.data.len(), command.le);
+        let name = command::name_of(command.ins);
+        let mut parameters = String::new();
+        let response = match self.layer.receive(command) {
+            Incoming::Answered(response) => response,
+            Incoming::Complete(mut command) => {
+                let response = match Request::parse(&command) {
+                    Ok(request) => {
+                        if self.tracer.is_some() {
+                            parameters = trace::describe(&request);
+                        }
+                        applet::dispatch(self, request).unwrap_or_else(Response::from)
+                    }
+                    Err(status) => status.into(),
+                };
+                let response = self.layer.respond(command.ne(), response);
+                // Command data may hold a PIN or a DKEK share: wipe it.
+                command.data.zeroize();
+                response
             }
-        }
-        if command.is_chained() {
-            let chain = self.session.chain.get_or_insert_with(|| Chain {
+        };
+        tracing::debug!(
+            command = name,
+            cla = header[0],
+            p1 = header[2],
+            p2 = header[3],
+            lc,
+            le,
+            resp = response.data.len(),
+            sw = %response.status,
+            "apdu"
+        );
+        if let Some(tracer) = self.tracer.as_mut() {
+            tracer(&TraceEvent {
+                command: name,
                 header,
-                data: Vec::new(),
+                parameters,
+                lc,
+                le,
+                response_len: response.data.len(),
+                status: response.status,
+                duration: started.elapsed(),
             });
-            if chain.data.len() + command.data.len() > MAX_CHAINED_DATA {
-                self.session.chain = None;
-                return Err(Status::WrongLength);
-            }
-            chain.data.extend_from_slice(&command.data);
-            return Ok(None);
         }
-        if let Some(mut chain) = self.session.chain.take() {
-            if chain.data.len() + command.data.len() > MAX_CHAINED_DATA {
-                chain.data.zeroize();
-                return Err(Status::WrongLength);
-            }
-            chain.data.extend_from_slice(&command.data);
-            command.data.zeroize();
-            command.data = chain.data;
-            command.extended = true;
-        }
-        Ok(Some(command))
-    }
-
-    /// Cuts the response to Ne bytes; the rest waits for GET RESPONSE behind `61xx`.
-    ///
-    /// Le absent means Ne = 0 (ISO 7816-4): the command is carried out and answers its status
-    /// word without data. OpenSC sends UNWRAP KEY this way and cannot take data in return;
-    /// hosts that send GENERATE without Le read the result from `CExx` instead.
-    fn limit_to_le(&mut self, command: &Command, mut response: Response) -> Response {
-        let ne = command.ne();
-        if response.data.len() > ne && response.status == Status::Success {
-            let rest = response.data.split_off(ne);
-            if ne > 0 {
-                self.session.pending = rest;
-                response.status = Status::MoreData(self.session.pending.len());
-            }
-        }
-        response
-    }
-
-    fn get_response(&mut self, command: &Command) -> Response {
-        if command.p1 != 0 || command.p2 != 0 {
-            return Status::IncorrectP1P2.into();
-        }
-        if self.session.pending.is_empty() {
-            return Status::ConditionsNotSatisfied.into();
-        }
-        let n = command.le.unwrap_or(256).min(self.session.pending.len());
-        let rest = self.session.pending.split_off(n);
-        let data = std::mem::replace(&mut self.session.pending, rest);
-        let status = if self.session.pending.is_empty() {
-            Status::Success
-        } else {
-            Status::MoreData(self.session.pending.len())
-        };
-        Response { data, status }
+        response.to_bytes()
     }
 
     /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the
@@ -348,23 +246,4 @@ impl Card {
     pub fn state(&self) -> &CardState {
         &self.state
     }
-}
-
-/// Logs one exchange: the command's name, header bytes and lengths, never its data.
-fn log_exchange(
-    name: &str,
-    (cla, _ins, p1, p2, lc, le): (u8, u8, u8, u8, usize, Option<usize>),
-    response: &Response,
-) {
-    tracing::debug!(
-        command = name,
-        cla,
-        p1,
-        p2,
-        lc,
-        le,
-        resp = response.data.len(),
-        sw = %response.status,
-        "apdu"
-    );
 }

@@ -2,39 +2,28 @@
 //!
 //! Bytes in, bytes out: [`Card::transmit`] takes a command APDU and returns the response APDU;
 //! [`Card::power_on`], [`Card::power_off`] and [`Card::reset`] are the contact events. The
-//! card's persistent state lives in a [`store::Store`] (redb on disk, or memory), committed
-//! before each answer leaves the card.
+//! card's persistent state lives in a [`Store`] (redb on disk, or memory), committed before
+//! each answer leaves the card.
+//!
+//! The parts: [`apdu`] (the ISO 7816 layer every transport shares), the application
+//! (commands, access, handlers; private), [`model`] (what the card holds), [`crypto`],
+//! [`store`] (persistence and the stored format) and [`tools`] (host-side: offline
+//! initialisation, the demo card, reports, traces).
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod apdu;
 mod applet;
-pub mod card;
+mod card;
 pub mod crypto;
-pub mod cvc;
-mod device;
-pub mod dkek;
-pub mod ec;
-pub mod files;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod hash;
-pub mod hex;
-pub mod keyblob;
-pub mod keystore;
-pub mod limits;
-pub mod pin;
-pub mod profile;
-pub mod report;
-pub mod rng;
-pub mod state;
-pub mod status;
+mod limits;
+pub mod model;
 pub mod store;
-pub mod tlv;
-pub mod trace;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod tools;
 
+pub use apdu::Status;
 pub use applet::{AID, VERSION};
 pub use card::{Card, ATR};
 pub use limits::Limits;
-pub use status::Status;
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use emulator::state::{CardState, Change};
+use emulator::model::{CardState, Change};
 use emulator::{Card, RedbStore, Store, StoreError};
 
 /// A redb store whose commits stop working after `budget` more of them.
@@ -29,7 +29,7 @@ impl Store for DyingStore {
 }
 
 fn transmit(card: &mut Card, hex: &str) -> String {
-    emulator::hex::encode(&card.transmit(&emulator::hex::decode(hex).unwrap()))
+    emulator::tools::hex::encode(&card.transmit(&emulator::tools::hex::decode(hex).unwrap()))
 }
 
 #[test]

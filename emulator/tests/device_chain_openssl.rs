@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use emulator::{cvc, tlv, Card, MemoryStore};
+use emulator::{apdu::tlv, crypto::cvc, Card, MemoryStore};
 
 /// brainpoolP256r1 (1.3.36.3.3.2.8.1.1.7).
 const BRAINPOOL_P256R1: &[u8] = &[0x2B, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07];

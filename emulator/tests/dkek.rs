@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use emulator::{hex, tlv, Card, MemoryStore};
+use emulator::{apdu::tlv, tools::hex, Card, MemoryStore};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -175,13 +175,13 @@ fn wrapped_keys_decode_independently_and_clone_to_another_card() {
 
     // EC on a curve with a crate and on a custom one.
     for (id, curve) in [
-        (2u8, emulator::ec::Curve::Secp256r1),
-        (3, emulator::ec::Curve::BrainpoolP320r1),
+        (2u8, emulator::crypto::ec::Curve::Secp256r1),
+        (3, emulator::crypto::ec::Curve::BrainpoolP320r1),
     ] {
         let (req, sw) = send_ext(
             &mut a,
             [0x00, 0x46, id, 0x00],
-            &generate_request(&emulator::cvc::ec_key_template(curve)),
+            &generate_request(&emulator::crypto::cvc::ec_key_template(curve)),
         );
         assert_eq!(sw, "9000");
         let point = tlv::find(&parse_cv_request(&req).public_key, 0x86)
@@ -261,7 +261,7 @@ fn imports_keys_exported_by_real_cards_through_the_2f10_staging_file() {
     let (_, sw) = send_ext(&mut card, [0x80, 0x68, 1, 0x73], b"real key");
     assert_eq!(sw, "9000");
     match &card.state().keys[&1].material {
-        emulator::keystore::KeyMaterial::Ec { scalar, .. } => {
+        emulator::model::key::KeyMaterial::Ec { scalar, .. } => {
             assert_eq!(
                 hex::encode(scalar),
                 "1FCE3FF149ED92C7B9D4F63B82B2B542CBD3F4152C6CD4687A69EC6B88C43BC4"

@@ -1,21 +1,17 @@
-//! A fixed-time smoke run of every fuzz target (the long runs use cargo-fuzz, see
-//! `fuzz/long-run.sh`): the kept corpus first, then seeded random inputs for a second or so.
+//! A smoke run of every fuzz target (the long runs use cargo-fuzz, see `fuzz/long-run.sh`):
+//! the kept corpus first, then a fixed number of seeded random inputs, the same on every run
+//! however loaded the machine is.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use emulator::fuzzing::targets;
+use emulator::crypto::rng::SeededRng;
+use emulator::testkit::targets;
 
-const BUDGET: Duration = Duration::from_millis(1500);
-
-struct Inputs(u64);
+struct Inputs(SeededRng);
 
 impl Inputs {
     fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next_u64()
     }
 
     fn bytes(&mut self, max: usize) -> Vec<u8> {
@@ -36,40 +32,48 @@ impl Inputs {
     }
 }
 
-fn smoke(name: &str, target: fn(&[u8]), generate: fn(&mut Inputs) -> Vec<u8>) -> usize {
+/// Runs `target` on the kept corpus of `name`, then on `count` generated inputs; returns how
+/// many corpus inputs there were.
+fn smoke(
+    name: &str,
+    target: fn(&[u8]),
+    count: usize,
+    generate: fn(&mut Inputs) -> Vec<u8>,
+) -> usize {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/fuzz")
         .join(name);
-    let mut runs = 0;
+    let mut kept = 0;
     if let Ok(entries) = std::fs::read_dir(&corpus) {
         for entry in entries.flatten() {
             target(&std::fs::read(entry.path()).unwrap());
-            runs += 1;
+            kept += 1;
         }
     }
-    let mut inputs = Inputs(0x1234_5678_9ABC_DEF1 ^ name.len() as u64);
-    let start = Instant::now();
-    while start.elapsed() < BUDGET {
+    let mut inputs = Inputs(SeededRng::new(0x1234_5678_9ABC_DEF1, name.len() as u64));
+    for _ in 0..count {
         target(&generate(&mut inputs));
-        runs += 1;
     }
-    println!("{name}: {runs} inputs");
-    runs
+    kept
 }
 
 #[test]
 fn transmit_on_cards_in_every_state() {
-    assert!(smoke("transmit", targets::transmit, Inputs::apdu_sequence) > 10);
+    // Both kept findings (fixtures/fuzz/transmit) replay.
+    assert_eq!(
+        smoke("transmit", targets::transmit, 150, Inputs::apdu_sequence),
+        2
+    );
 }
 
 #[test]
 fn apdu_parser() {
-    assert!(smoke("apdu", targets::apdu, |i| i.bytes(300)) > 100);
+    smoke("apdu", targets::apdu, 20_000, |i| i.bytes(300));
 }
 
 #[test]
 fn tlv_parser() {
-    assert!(smoke("tlv", targets::tlv, |i| i.bytes(300)) > 100);
+    smoke("tlv", targets::tlv, 20_000, |i| i.bytes(300));
 }
 
 #[test]
@@ -80,25 +84,27 @@ fn cvc_parser() {
     )
     .unwrap();
     targets::cvc(&real);
-    assert!(
-        smoke("cvc", targets::cvc, |i| {
-            // Mutations of a real chain reach deeper than noise.
-            let mut chain = std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin"),
-            )
-            .unwrap();
-            for _ in 0..(i.next_u64() % 4) {
-                let at = (i.next_u64() as usize) % chain.len();
-                chain[at] = i.next_u64() as u8;
-            }
-            chain.truncate((i.next_u64() as usize) % (chain.len() + 1));
-            chain
-        }) > 100
-    );
+    smoke("cvc", targets::cvc, 20_000, |i| {
+        // Mutations of a real chain reach deeper than noise.
+        let mut chain = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin"),
+        )
+        .unwrap();
+        for _ in 0..(i.next_u64() % 4) {
+            let at = (i.next_u64() as usize) % chain.len();
+            chain[at] = i.next_u64() as u8;
+        }
+        chain.truncate((i.next_u64() as usize) % (chain.len() + 1));
+        chain
+    });
 }
 
 #[test]
 fn keyblob_parser() {
-    assert!(smoke("keyblob", targets::keyblob, |i| i.bytes(600)) > 100);
+    // The kept finding (fixtures/fuzz/keyblob) replays.
+    assert_eq!(
+        smoke("keyblob", targets::keyblob, 3_000, |i| i.bytes(600)),
+        1
+    );
 }

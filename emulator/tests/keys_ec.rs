@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use emulator::ec::Curve;
-use emulator::{hex, tlv};
+use emulator::crypto::ec::Curve;
+use emulator::{apdu::tlv, tools::hex};
 
 fn ec_template(curve: Curve) -> Vec<u8> {
-    emulator::cvc::ec_key_template(curve)
+    emulator::crypto::cvc::ec_key_template(curve)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use emulator::{cvc, hex, tlv};
+use emulator::{apdu::tlv, crypto::cvc, tools::hex};
 
 fn generate_rsa(card: &mut emulator::Card, id: u8, bits: u16) -> (Vec<u8>, CvRequest) {
     let (answer, sw) = send_ext(
@@ -115,8 +115,12 @@ fn generated_rsa_keys_sign_and_decrypt_as_openssl_expects() {
             );
         }
         // 30: the host's DigestInfo; 40: a bare hash; 20: a block the host padded.
-        let hash = emulator::hash::Hash::Sha256.digest(message);
-        let info = [emulator::hash::Hash::Sha256.digest_info_prefix(), &hash].concat();
+        let hash = emulator::crypto::hash::Hash::Sha256.digest(message);
+        let info = [
+            emulator::crypto::hash::Hash::Sha256.digest_info_prefix(),
+            &hash,
+        ]
+        .concat();
         let (sig, sw) = send_ext(&mut card, [0x80, 0x68, id, 0x30], &info);
         assert_eq!(sw, "9000");
         assert!(openssl_verifies(dir, &spki, "-sha256", &[], message, &sig));

@@ -2,14 +2,15 @@
 //! APDU sequence).
 
 use emulator::apdu::Command;
-use emulator::fuzzing::{self, Snapshot, Start};
+use emulator::testkit::invariants::Snapshot;
+use emulator::testkit::{self, Start};
 use proptest::prelude::*;
 
 fn start_state() -> impl Strategy<Value = Start> {
     prop::sample::select(Start::ALL.to_vec())
 }
 
-/// A chunk in the format of `fuzzing::apdus`: selector (steers to a command) and body.
+/// A chunk in the format of `testkit::apdus`: selector (steers to a command) and body.
 fn chunk() -> impl Strategy<Value = (u8, Vec<u8>)> {
     (0u8..0x60, prop::collection::vec(any::<u8>(), 0..40))
 }
@@ -17,7 +18,7 @@ fn chunk() -> impl Strategy<Value = (u8, Vec<u8>)> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
-    /// Every command sequence on every card keeps every invariant (see `fuzzing::check`).
+    /// Every command sequence on every card keeps every invariant (see `testkit::check`).
     #[test]
     fn command_sequences_keep_the_invariants(start in start_state(), chunks in prop::collection::vec(chunk(), 1..16)) {
         let mut data = vec![0x42];
@@ -26,17 +27,17 @@ proptest! {
             data.push(selector);
             data.extend(body);
         }
-        fuzzing::run(start, &data);
+        testkit::run(start, &data);
     }
 
     /// Wrong PINs cost exactly one try each, the counter never rises, and blocked stays blocked
     /// even for the right PIN; before blocking, the right PIN restores the counter.
     #[test]
     fn retry_counter_rules(attempts in prop::collection::vec(prop::bool::weighted(0.3), 1..12)) {
-        let mut card = fuzzing::card(Start::Initialized, 3);
+        let mut card = testkit::card(Start::Initialized, 3);
         let mut expected: u8 = 3;
         for right in attempts {
-            let pin: &[u8] = if right { fuzzing::USER_PIN } else { b"000000" };
+            let pin: &[u8] = if right { testkit::USER_PIN } else { b"000000" };
             let mut apdu = vec![0x00, 0x20, 0x00, 0x81, pin.len() as u8];
             apdu.extend_from_slice(pin);
             let answer = card.transmit(&apdu);

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| emulator::fuzzing::targets::apdu(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| emulator::testkit::targets::apdu(data));

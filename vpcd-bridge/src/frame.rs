@@ -63,14 +63,14 @@ pub async fn read<R: AsyncRead + Unpin>(
 
 /// Fuzz target: a byte stream as vpcd might send it, read frame by frame and answered by a
 /// card, until the stream ends or breaks. Never panics.
-#[doc(hidden)]
+#[cfg(any(test, feature = "testkit"))]
 pub fn fuzz_frames(data: &[u8]) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
         return;
     };
     let mut card = match emulator::Card::open_with_rng(
         Box::new(emulator::MemoryStore::default()),
-        Box::new(emulator::fuzzing::FuzzRng::new(1)),
+        Box::new(emulator::crypto::rng::SeededRng::new(1, 0)),
     ) {
         Ok(card) => card,
         Err(_) => return,
@@ -112,17 +112,11 @@ mod tests {
 
     #[test]
     fn fuzz_smoke_of_frame_streams() {
-        // A fixed-time run of the vpcd_frames fuzz target on seeded random streams.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let start = std::time::Instant::now();
+        // A fixed amount of work for the vpcd_frames fuzz target: seeded random streams.
+        let mut rng = emulator::crypto::rng::SeededRng::new(0x2545_F491, 0);
+        let mut next = || rng.next_u64();
         let mut runs = 0;
-        while start.elapsed() < std::time::Duration::from_millis(1000) {
+        while runs < 200 {
             let mut stream = Vec::new();
             for _ in 0..(next() % 6) {
                 let len = (next() % 40) as usize;
@@ -138,7 +132,6 @@ mod tests {
             fuzz_frames(&stream);
             runs += 1;
         }
-        assert!(runs > 50, "{runs}");
     }
 
     #[test]

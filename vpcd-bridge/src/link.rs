@@ -220,7 +220,7 @@ mod tests {
     async fn answers_atr_apdus_and_power_events_and_reconnects() {
         let (listener, stop_tx, card_task) = card_behind_listener().await;
 
-        let select = emulator::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
+        let select = emulator::tools::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
         for round in 0..2 {
             let (mut vpcd, _) = listener.accept().await.unwrap();
             send_frame(&mut vpcd, &[0x04]).await;

@@ -231,7 +231,7 @@ enum Command {
 fn tracer(
     text: Option<&Path>,
     json: Option<&Path>,
-) -> Result<Option<Box<dyn FnMut(&emulator::trace::TraceEvent) + Send>>, String> {
+) -> Result<Option<Box<dyn FnMut(&emulator::tools::trace::TraceEvent) + Send>>, String> {
     use std::io::Write;
     let open = |path: &Path| {
         std::fs::File::create(path)
@@ -354,18 +354,18 @@ fn run(cli: Cli) -> Result<(), String> {
             let path = db_path(db)?;
             let mut card = open_card(&path, true, seed)?;
             if let Some(Profile::Demo) = profile {
-                emulator::profile::demo(&mut card)?;
+                emulator::tools::profile::demo(&mut card)?;
                 println!("Made the demo card {} in {}", card.serial(), path.display());
                 return Ok(());
             }
-            let options = emulator::admin::InitOptions {
+            let options = emulator::tools::admin::InitOptions {
                 so_pin,
                 pin,
                 label,
                 dkek_shares,
                 pin_retry,
             };
-            emulator::admin::initialize(&mut card, &options)?;
+            emulator::tools::admin::initialize(&mut card, &options)?;
             println!(
                 "Initialised the card {} in {}",
                 card.serial(),
@@ -453,9 +453,9 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             // Status changes nothing and draws no randomness: seeded cards open too.
             let store = RedbStore::open(&path).map_err(|e| e.to_string())?;
-            let card = Card::open_with_rng(Box::new(store), emulator::rng::system())
+            let card = Card::open_with_rng(Box::new(store), emulator::crypto::rng::system())
                 .map_err(|e| e.to_string())?;
-            print!("{}", emulator::report::Report::of(&card));
+            print!("{}", emulator::tools::report::Report::of(&card));
             Ok(())
         }
         Command::Run {
@@ -485,7 +485,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let new = !path.exists();
                 let mut card = open_card(&path, true, seed)?.with_limits(limits);
                 if let (true, Some(Profile::Demo)) = (new, profile) {
-                    emulator::profile::demo(&mut card)?;
+                    emulator::tools::profile::demo(&mut card)?;
                 }
                 let text = trace.as_ref().map(|f| card_db(f, index));
                 let json = trace_json.as_ref().map(|f| card_db(f, index));

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use emulator::tlv;
+use emulator::apdu::tlv;
 
 const PIN: &[u8] = b"648219";
 const SO_PIN: &[u8] = b"57621880";
@@ -102,8 +102,8 @@ fn init_apdu() -> Vec<u8> {
 }
 
 fn p256_request() -> Vec<u8> {
-    let template = emulator::cvc::ec_key_template(emulator::ec::Curve::Secp256r1);
-    emulator::cvc::generate_request(b"UTCA00001", &template, b"ZZEM000000000001")
+    let template = emulator::crypto::cvc::ec_key_template(emulator::crypto::ec::Curve::Secp256r1);
+    emulator::crypto::cvc::generate_request(b"UTCA00001", &template, b"ZZEM000000000001")
 }
 
 /// What the card acknowledged, and the one change that may be in flight.

@@ -75,8 +75,8 @@ fn rate(n: u32, mut f: impl FnMut()) -> f64 {
 /// The bare crypto calls the card wraps, in this process: seconds per operation for ECDSA
 /// P-256, ECDSA P-384 and RSA-2048 PKCS#1 v1.5 sign.
 fn bare_crypto(n: u32) -> [f64; 3] {
-    use emulator::ec::Curve;
-    let mut rng = emulator::rng::system();
+    use emulator::crypto::ec::Curve;
+    let mut rng = emulator::crypto::rng::system();
     let per_op = |rate: f64| 1.0 / rate;
     let p256 = Curve::Secp256r1.generate(&mut *rng);
     let p384 = Curve::Secp384r1.generate(&mut *rng);
@@ -86,9 +86,9 @@ fn bare_crypto(n: u32) -> [f64; 3] {
     let ecdsa_p384 = rate(n, || {
         drop(Curve::Secp384r1.sign_prehash(&p384, &[0x42; 48]).unwrap())
     });
-    let key = rsa::PrivateKey::new(&mut emulator::rng::Adapter(&mut *rng), 2048).unwrap();
+    let key = rsa::PrivateKey::new(&mut emulator::crypto::rng::Adapter(&mut *rng), 2048).unwrap();
     let info = [
-        emulator::hash::Hash::Sha256.digest_info_prefix(),
+        emulator::crypto::hash::Hash::Sha256.digest_info_prefix(),
         &[0x42; 32],
     ]
     .concat();

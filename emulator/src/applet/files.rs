@@ -1,26 +1,18 @@
 //! SELECT, READ BINARY, UPDATE BINARY, DELETE FILE, ENUMERATE OBJECTS.
 
-use super::{SelectAnswer, Target, AID, VERSION};
-use crate::apdu::Response;
+use super::command::{SelectAnswer, Target};
+use super::{AID, VERSION};
+use crate::apdu::{tlv, Response, Status};
 use crate::card::Card;
-use crate::files::{self, Access};
-use crate::state::{Change, FileEntry};
-use crate::status::Status;
-use crate::tlv;
+use crate::limits::OBJECT_OVERHEAD;
+use crate::model::key::DEVICE_KEY_ID;
+use crate::model::objects::{self, Access};
+use crate::model::{Change, FileEntry};
 
 /// Card type byte of tag 85: any value but 00/01 makes OpenSC say plain "SmartCard-HSM".
 const CARD_TYPE: u8 = 0x02;
 
 impl Card {
-    /// Checks an access rule against the session.
-    fn allowed(&self, access: Access) -> Result<(), Status> {
-        match access {
-            Access::Always => Ok(()),
-            Access::UserPin if self.session.user_verified => Ok(()),
-            Access::UserPin | Access::Never => Err(Status::SecurityStatusNotSatisfied),
-        }
-    }
-
     fn resolve(&self, target: Target) -> Result<u16, Status> {
         match target {
             Target::File(fid) => Ok(fid),
@@ -31,7 +23,7 @@ impl Card {
 
     /// Whether `fid` names a key the card holds.
     fn is_key(&self, fid: u16) -> bool {
-        files::key_id(fid).is_some_and(|id| self.state.keys.contains_key(&id))
+        objects::key_id(fid).is_some_and(|id| self.state.keys.contains_key(&id))
     }
 
     /// SELECT by AID: our application answers its FCI/FCP with tag 85 and drops all security
@@ -44,9 +36,7 @@ impl Card {
         if aid != AID {
             return Err(Status::NotFound);
         }
-        self.session.applet_selected = true;
-        self.session.current_ef = None;
-        self.session.log_out();
+        self.session.select_application();
 
         let options = self.state.config.map_or(0, |c| c.options);
         let [opt_hi, opt_lo] = options.to_be_bytes();
@@ -72,7 +62,7 @@ impl Card {
             None => return Err(Status::NotFound),
         };
         self.session.current_ef = Some(fid);
-        Ok(template(answer, &files::ef_control_parameters(fid, size)))
+        Ok(template(answer, &objects::ef_control_parameters(fid, size)))
     }
 
     pub(super) fn read_binary(
@@ -85,7 +75,7 @@ impl Card {
         if !self.state.files.contains_key(&fid) && !self.is_key(fid) {
             return Err(Status::NotFound);
         }
-        self.allowed(files::read_access(fid))?;
+        self.session.require(objects::read_access(fid))?;
         self.session.current_ef = Some(fid);
         let data = self.state.files.get(&fid).map_or(&[][..], |f| &f.data[..]);
         let start = offset.min(data.len());
@@ -109,11 +99,10 @@ impl Card {
         data: &[u8],
     ) -> Result<Response, Status> {
         let fid = self.resolve(target)?;
-        if !files::is_valid_fid(fid) {
+        if !objects::is_valid_fid(fid) {
             return Err(Status::IncorrectP1P2);
         }
-        self.allowed(files::write_access(fid))?;
-        self.allowed(Access::UserPin)?;
+        self.session.require(objects::write_access(fid))?;
         let (seq, mut content, new_objects) = match self.state.files.get(&fid) {
             Some(file) => (file.seq, file.data.clone(), 0),
             None => (self.state.next_seq(), Vec::new(), 1),
@@ -125,9 +114,8 @@ impl Card {
         if end > self.limits.max_file_size {
             return Err(Status::NotEnoughMemory);
         }
-        let growth =
-            end.saturating_sub(content.len()) + new_objects * crate::limits::OBJECT_OVERHEAD;
-        self.check_room(new_objects, 0, growth)?;
+        let growth = end.saturating_sub(content.len()) + new_objects * OBJECT_OVERHEAD;
+        self.limits.admit(&self.state, new_objects, 0, growth)?;
         if end > content.len() {
             content.resize(end, 0);
         }
@@ -138,12 +126,12 @@ impl Card {
     }
 
     pub(super) fn delete_file(&mut self, fid: u16) -> Result<Response, Status> {
-        self.allowed(Access::UserPin)?;
-        let change = match files::key_id(fid) {
-            Some(crate::keystore::DEVICE_KEY_ID) => return Err(Status::SecurityStatusNotSatisfied),
+        self.session.require(Access::UserPin)?;
+        let change = match objects::key_id(fid) {
+            Some(DEVICE_KEY_ID) => return Err(Status::SecurityStatusNotSatisfied),
             Some(id) if self.state.keys.contains_key(&id) => Change::DeleteKey(id),
             _ if self.state.files.contains_key(&fid) => {
-                self.allowed(files::write_access(fid))?;
+                self.session.require(objects::write_access(fid))?;
                 Change::DeleteFile(fid)
             }
             _ => return Err(Status::NotFound),
@@ -169,7 +157,7 @@ impl Card {
             out.extend_from_slice(&fid.to_be_bytes());
         }
         for id in self.state.keys.keys() {
-            out.extend_from_slice(&files::key_fid(*id).to_be_bytes());
+            out.extend_from_slice(&objects::key_fid(*id).to_be_bytes());
         }
         Response::ok(out)
     }

@@ -2,8 +2,8 @@
 //! answers.
 
 use crate::card::Card;
-use crate::hex;
 use crate::store::MemoryStore;
+use crate::tools::hex;
 
 const SELECT_AID: &str = "00A404000BE82B0601040181C31F020100";
 /// INITIALIZE: options 0001, user PIN 648219, SO-PIN 3537363231383830, 3 retries.
@@ -50,7 +50,7 @@ fn logged_in() -> Card {
 fn update(fid: &str, offset: u16, data: &[u8]) -> String {
     let mut body = vec![0x54, 0x02];
     body.extend_from_slice(&offset.to_be_bytes());
-    crate::tlv::write(&mut body, 0x53, data);
+    crate::apdu::tlv::write(&mut body, 0x53, data);
     let mut apdu = hex::decode(&format!("00D7{fid}")).unwrap();
     apdu.push(0);
     apdu.extend_from_slice(&(body.len() as u16).to_be_bytes());
@@ -535,7 +535,7 @@ fn dkek_share_import_and_status() {
     );
     let (answer, status) = send(&mut c, &format!("8052000020{share_b}00"));
     assert_eq!(status, "9000");
-    let kcv = crate::dkek::kcv(&[0x33; 32]);
+    let kcv = crate::model::dkek::kcv(&[0x33; 32]);
     assert_eq!(answer, format!("0200{}", hex::encode(&kcv)));
     assert_eq!(sw(&mut c, &format!("8052000020{share_a}00")), "6986");
     assert_eq!(sw(&mut c, "80520000031122 33"), "6700");

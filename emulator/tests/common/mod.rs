@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use emulator::{hex, tlv, Card, MemoryStore};
+use emulator::{apdu::tlv, tools::hex, Card, MemoryStore};
 
 pub const SELECT_AID: &str = "00A404000BE82B0601040181C31F020100";
 pub const INIT: &str = "8050000019800200018106363438323139820835373632313838309101 03";
@@ -36,15 +36,15 @@ pub fn logged_in_card() -> Card {
 
 /// The GENERATE request body OpenSC sends: profile, CAR, public key template, CHR.
 pub fn generate_request(public_key_template: &[u8]) -> Vec<u8> {
-    emulator::cvc::generate_request(b"UTCA00001", public_key_template, b"ZZEM000000000001")
+    emulator::crypto::cvc::generate_request(b"UTCA00001", public_key_template, b"ZZEM000000000001")
 }
 
-pub const OID_RSA_V15_SHA256: &[u8] = emulator::cvc::OID_TA_RSA_V15_SHA256;
-pub const OID_ECDSA_SHA256: &[u8] = emulator::cvc::OID_TA_ECDSA_SHA256;
+pub const OID_RSA_V15_SHA256: &[u8] = emulator::crypto::cvc::OID_TA_RSA_V15_SHA256;
+pub const OID_ECDSA_SHA256: &[u8] = emulator::crypto::cvc::OID_TA_ECDSA_SHA256;
 
 /// `7F49` of an RSA GENERATE request.
 pub fn rsa_template(bits: u16) -> Vec<u8> {
-    emulator::cvc::rsa_key_template(bits)
+    emulator::crypto::cvc::rsa_key_template(bits)
 }
 
 /// The parts of an authenticated CV request.

@@ -1,0 +1,145 @@
+//! VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and GET CHALLENGE.
+//!
+//! Anti-tearing: every PIN comparison first commits the retry counter one lower, then
+//! compares, then (if right) commits it back to its maximum. A power cut in between costs
+//! the try, as on a real card.
+
+use super::command::Unblock;
+use crate::apdu::{Response, Status};
+use crate::card::Card;
+use crate::model::pin::{PinRecord, PinRef, SO_PIN_LENGTH, USER_PIN_LENGTHS};
+use crate::model::{Change, OPTION_RESET_RETRY_COUNTER};
+
+impl Card {
+    fn pin_record(&self, which: PinRef) -> Result<PinRecord, Status> {
+        self.state
+            .pin(which)
+            .cloned()
+            .ok_or(Status::ReferencedDataNotFound)
+    }
+
+    /// Compares `candidate` with PIN `which`, paying for the try before comparing.
+    ///
+    /// Returns the record with its counter reset when right (not yet committed, so the caller
+    /// can commit it with its own changes); `63Cx`/`6983` when wrong or blocked.
+    pub(super) fn check_pin(
+        &mut self,
+        which: PinRef,
+        candidate: &[u8],
+    ) -> Result<PinRecord, Status> {
+        let record = self.pin_record(which)?;
+        if record.is_blocked() {
+            return Err(Status::AuthenticationBlocked);
+        }
+        let charged = record.with_try_used();
+        self.commit(vec![Change::Pin(which, Some(charged.clone()))])?;
+        if record.matches(candidate) {
+            Ok(charged.with_counter_reset())
+        } else {
+            self.session.set_verified(which, false);
+            Err(Status::PinTriesLeft(charged.tries_left))
+        }
+    }
+
+    pub(super) fn verify(
+        &mut self,
+        which: PinRef,
+        value: Option<&[u8]>,
+    ) -> Result<Response, Status> {
+        let record = self.pin_record(which)?;
+        let Some(candidate) = value else {
+            // Status query.
+            return if self.session.is_verified(which) {
+                Ok(Response::empty())
+            } else {
+                Err(record.status())
+            };
+        };
+        let max_len = match which {
+            PinRef::User => *USER_PIN_LENGTHS.end(),
+            PinRef::So => SO_PIN_LENGTH,
+        };
+        if candidate.len() > max_len {
+            return Err(Status::WrongLength);
+        }
+        let restored = self.check_pin(which, candidate)?;
+        // Restoring the counter makes the card only less strict: if a crash loses it, the
+        // card is left safer (one try short), so it does not wait for the disk.
+        self.commit_relaxed(vec![Change::Pin(which, Some(restored))])?;
+        self.session.set_verified(which, true);
+        Ok(Response::empty())
+    }
+
+    /// CHANGE REFERENCE DATA: old ‖ new. The user PIN splits at the stored PIN's length and
+    /// the new PIN may have any length in 6..=16 (a change of length is allowed, unlike on
+    /// version 1.2 cards); the SO-PIN is 8 ‖ 8 bytes.
+    pub(super) fn change_reference_data(
+        &mut self,
+        which: PinRef,
+        data: &[u8],
+    ) -> Result<Response, Status> {
+        let record = self.pin_record(which)?;
+        let split = record.len();
+        if data.len() <= split {
+            return Err(Status::WrongLength);
+        }
+        let (old, new) = data.split_at(split);
+        let new_len_ok = match which {
+            PinRef::User => USER_PIN_LENGTHS.contains(&new.len()),
+            PinRef::So => new.len() == SO_PIN_LENGTH,
+        };
+        if !new_len_ok {
+            return Err(Status::WrongLength);
+        }
+        let restored = self.check_pin(which, old)?;
+        let salt = self.salt();
+        let changed = PinRecord::new(new, restored.max_tries, salt);
+        self.commit(vec![Change::Pin(which, Some(changed))])?;
+        self.session.set_verified(which, true);
+        Ok(Response::empty())
+    }
+
+    /// RESET RETRY COUNTER of the user PIN with the SO-PIN (PKCS#11 `C_InitPIN`).
+    pub(super) fn reset_retry_counter(&mut self, unblock: Unblock<'_>) -> Result<Response, Status> {
+        let user = self.pin_record(PinRef::User)?;
+        let options = self.state.config.map_or(0, |c| c.options);
+        if options & OPTION_RESET_RETRY_COUNTER == 0 {
+            return Err(Status::CommandNotAllowed);
+        }
+        let (so_pin, new_pin) = match unblock {
+            Unblock::WithNewPin { so_pin, new_pin } => (so_pin, Some(new_pin)),
+            Unblock::CounterOnly { so_pin } => (so_pin, None),
+        };
+        if new_pin.is_some_and(|p| !USER_PIN_LENGTHS.contains(&p.len())) {
+            return Err(Status::WrongLength);
+        }
+        let so_restored = self.check_pin(PinRef::So, so_pin)?;
+        let user = match new_pin {
+            Some(pin) => {
+                let salt = self.salt();
+                PinRecord::new(pin, user.max_tries, salt)
+            }
+            None => user.with_counter_reset(),
+        };
+        self.commit(vec![
+            Change::Pin(PinRef::So, Some(so_restored)),
+            Change::Pin(PinRef::User, Some(user)),
+        ])?;
+        self.session.set_verified(PinRef::User, false);
+        Ok(Response::empty())
+    }
+
+    /// GET CHALLENGE: `len` random bytes.
+    pub(super) fn get_challenge(&mut self, len: usize) -> Response {
+        let mut challenge = vec![0u8; len];
+        self.rng.fill_bytes(&mut challenge);
+        Response::ok(challenge)
+    }
+
+    /// A fresh salt for a PIN digest.
+    pub(super) fn salt(&mut self) -> [u8; 16] {
+        let mut salt = [0u8; 16];
+        self.rng.fill_bytes(&mut salt);
+        salt
+    }
+}

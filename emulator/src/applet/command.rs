@@ -1,0 +1,418 @@
+//! The command table: every instruction of the card once, with its code, its name, the class
+//! hosts send it with and typical P1-P2 values; and the parser that turns a complete command
+//! APDU into a [`Request`] (syntax only: lengths, P1-P2, TLV shape). Security and policy are
+//! the handlers' business.
+//!
+//! Adding a command: a row in [`instructions!`], a [`Request`] variant with its parse arm, one
+//! arm in [`super::dispatch`], and the handler in the file of its chapter.
+
+use crate::apdu::{tlv, Command, Status};
+use crate::model::pin::{PinRef, SO_PIN_LENGTH};
+
+/// Largest GET CHALLENGE answer.
+const MAX_CHALLENGE: usize = 1024;
+
+/// Defines [`Ins`] from one row per instruction: name = code, "NAME", CLA, example P1-P2s.
+macro_rules! instructions {
+    ($($(#[$doc:meta])* $ins:ident = $code:literal, $name:literal, $cla:literal, [$($p1p2:literal),*];)*) => {
+        /// An instruction of the card (INS byte).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Ins {
+            $($(#[$doc])* $ins,)*
+        }
+
+        impl Ins {
+            /// Every instruction, in table order.
+            pub const ALL: &'static [Ins] = &[$(Ins::$ins,)*];
+
+            /// The instruction byte.
+            pub const fn code(self) -> u8 {
+                match self { $(Ins::$ins => $code,)* }
+            }
+
+            /// The name the specification gives it (logs, traces).
+            pub const fn name(self) -> &'static str {
+                match self { $(Ins::$ins => $name,)* }
+            }
+
+            /// The class byte hosts send it with (`00` ISO, `80` proprietary).
+            pub const fn class(self) -> u8 {
+                match self { $(Ins::$ins => $cla,)* }
+            }
+
+            /// Typical P1-P2 values (what the fuzzers put in front of arbitrary data).
+            pub const fn examples(self) -> &'static [u16] {
+                match self { $(Ins::$ins => &[$($p1p2),*],)* }
+            }
+
+            pub const fn from_code(code: u8) -> Option<Ins> {
+                match code { $($code => Some(Ins::$ins),)* _ => None }
+            }
+        }
+    };
+}
+
+instructions! {
+    /// Selects the application (by AID) or an EF (by FID).
+    Select = 0xA4, "SELECT", 0x00, [0x0400, 0x0000];
+    /// READ BINARY with the offset in a `54` TLV and the file in P1-P2.
+    ReadBinaryOdd = 0xB1, "READ BINARY", 0x00, [0x0000];
+    /// READ BINARY of the current EF at the offset P1-P2.
+    ReadBinary = 0xB0, "READ BINARY", 0x00, [0x0000];
+    /// Writes (and creates) an EF: `54` offset, `53` data.
+    UpdateBinary = 0xD7, "UPDATE BINARY", 0x00, [0xCF01, 0x2F10];
+    DeleteFile = 0xE4, "DELETE FILE", 0x00, [0x0200];
+    /// Lists the FIDs of every file and key.
+    EnumerateObjects = 0x58, "ENUMERATE OBJECTS", 0x80, [0x0000];
+    Verify = 0x20, "VERIFY", 0x00, [0x0081, 0x0088];
+    ChangeReferenceData = 0x24, "CHANGE REFERENCE DATA", 0x00, [0x0081, 0x0088];
+    ResetRetryCounter = 0x2C, "RESET RETRY COUNTER", 0x00, [0x0081, 0x0181];
+    InitializeDevice = 0x50, "INITIALIZE DEVICE", 0x80, [0x0000];
+    ImportDkekShare = 0x52, "IMPORT DKEK SHARE", 0x80, [0x0000];
+    /// P1 key id, P2 the key signing the outer request (`00`: the device key).
+    GenerateKeyPair = 0x46, "GENERATE ASYMMETRIC KEY PAIR", 0x00, [0x0300];
+    /// P1 key id, P2 algorithm.
+    Sign = 0x68, "SIGN", 0x80, [0x0120, 0x0270];
+    /// P1 key id, P2 algorithm.
+    Decipher = 0x62, "DECIPHER", 0x80, [0x0121, 0x0280];
+    WrapKey = 0x72, "WRAP KEY", 0x80, [0x0192];
+    UnwrapKey = 0x74, "UNWRAP KEY", 0x80, [0x0593];
+    GetChallenge = 0x84, "GET CHALLENGE", 0x00, [0x0000];
+    /// Answered by the APDU layer ([`crate::apdu::layer`]).
+    GetResponse = 0xC0, "GET RESPONSE", 0x00, [];
+}
+
+/// The name of instruction byte `code` for logs and traces.
+pub fn name_of(code: u8) -> &'static str {
+    Ins::from_code(code).map_or("unknown", Ins::name)
+}
+
+/// How SELECT should answer (P2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SelectAnswer {
+    /// `00`: FCI template `6F`.
+    Fci,
+    /// `04`: FCP template `62`.
+    Fcp,
+    /// `0C`: no data.
+    Nothing,
+}
+
+/// What P1P2 of READ/UPDATE BINARY name: a file, or the current EF (`0000`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Current,
+    File(u16),
+}
+
+/// RESET RETRY COUNTER variants (P1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unblock<'a> {
+    /// P1 `00`: SO-PIN ‖ new user PIN.
+    WithNewPin { so_pin: &'a [u8], new_pin: &'a [u8] },
+    /// P1 `01`: SO-PIN only; the PIN stays, the counter is reset.
+    CounterOnly { so_pin: &'a [u8] },
+}
+
+/// One command of the application, syntax checked.
+#[derive(Debug)]
+pub(crate) enum Request<'a> {
+    SelectApplication {
+        aid: &'a [u8],
+        answer: SelectAnswer,
+    },
+    SelectFile {
+        fid: u16,
+        answer: SelectAnswer,
+    },
+    ReadBinary {
+        target: Target,
+        offset: usize,
+        max: usize,
+    },
+    UpdateBinary {
+        target: Target,
+        offset: usize,
+        data: &'a [u8],
+    },
+    DeleteFile {
+        fid: u16,
+    },
+    EnumerateObjects,
+    Verify {
+        pin: PinRef,
+        value: Option<&'a [u8]>,
+    },
+    /// VERIFY of a reference the card does not have (`85`, `86`, ...).
+    VerifyUnknownReference {
+        reference: u8,
+    },
+    ChangeReferenceData {
+        pin: PinRef,
+        data: &'a [u8],
+    },
+    ResetRetryCounter(Unblock<'a>),
+    InitializeDevice {
+        data: &'a [u8],
+    },
+    ImportDkekShare {
+        share: Option<&'a [u8]>,
+    },
+    GetChallenge {
+        len: usize,
+    },
+    GenerateKeyPair {
+        key_id: u8,
+        signer: u8,
+        data: &'a [u8],
+    },
+    Sign {
+        key_id: u8,
+        algorithm: u8,
+        data: &'a [u8],
+    },
+    Decipher {
+        key_id: u8,
+        algorithm: u8,
+        data: &'a [u8],
+    },
+    WrapKey {
+        key_id: u8,
+    },
+    UnwrapKey {
+        key_id: u8,
+        data: &'a [u8],
+    },
+}
+
+fn no_data(command: &Command) -> Result<(), Status> {
+    if command.data.is_empty() {
+        Ok(())
+    } else {
+        Err(Status::WrongLength)
+    }
+}
+
+fn p1p2_zero(command: &Command) -> Result<(), Status> {
+    if command.p1 == 0 && command.p2 == 0 {
+        Ok(())
+    } else {
+        Err(Status::IncorrectP1P2)
+    }
+}
+
+fn p1_zero(command: &Command) -> Result<(), Status> {
+    if command.p1 == 0 {
+        Ok(())
+    } else {
+        Err(Status::IncorrectP1P2)
+    }
+}
+
+fn not_empty(data: &[u8]) -> Result<&[u8], Status> {
+    if data.is_empty() {
+        Err(Status::WrongLength)
+    } else {
+        Ok(data)
+    }
+}
+
+fn fid(data: &[u8]) -> Result<u16, Status> {
+    let fid = <[u8; 2]>::try_from(data).map_err(|_| Status::WrongLength)?;
+    Ok(u16::from_be_bytes(fid))
+}
+
+fn select_answer(p2: u8) -> Result<SelectAnswer, Status> {
+    match p2 {
+        0x00 => Ok(SelectAnswer::Fci),
+        0x04 => Ok(SelectAnswer::Fcp),
+        0x0C => Ok(SelectAnswer::Nothing),
+        _ => Err(Status::IncorrectP1P2),
+    }
+}
+
+fn target(command: &Command) -> Target {
+    match u16::from_be_bytes([command.p1, command.p2]) {
+        0 => Target::Current,
+        fid => Target::File(fid),
+    }
+}
+
+/// Reads the `54 02 <offset>` TLV that odd-INS READ/UPDATE BINARY start with.
+fn offset_tlv(data: &[u8]) -> Result<(usize, &[u8]), Status> {
+    match tlv::read(data) {
+        Some((t, rest)) if t.tag == 0x54 && t.value.len() == 2 => Ok((
+            usize::from(u16::from_be_bytes([t.value[0], t.value[1]])),
+            rest,
+        )),
+        _ => Err(Status::IncorrectData),
+    }
+}
+
+impl<'a> Request<'a> {
+    /// Parses a complete command; `6D00` for instructions the card does not implement.
+    pub(crate) fn parse(command: &'a Command) -> Result<Request<'a>, Status> {
+        let data = command.data.as_slice();
+        let ins = Ins::from_code(command.ins).ok_or(Status::InsNotSupported)?;
+        let (p1, p2) = (command.p1, command.p2);
+        Ok(match ins {
+            Ins::Select => match p1 {
+                0x04 => Request::SelectApplication {
+                    aid: data,
+                    answer: select_answer(p2)?,
+                },
+                0x00 => {
+                    let fid = fid(data)?;
+                    Request::SelectFile {
+                        fid,
+                        answer: select_answer(p2)?,
+                    }
+                }
+                _ => return Err(Status::IncorrectP1P2),
+            },
+            Ins::ReadBinaryOdd => {
+                let (offset, rest) = offset_tlv(data)?;
+                if !rest.is_empty() {
+                    return Err(Status::IncorrectData);
+                }
+                Request::ReadBinary {
+                    target: target(command),
+                    offset,
+                    max: command.le.ok_or(Status::WrongLength)?,
+                }
+            }
+            Ins::ReadBinary => {
+                no_data(command)?;
+                if p1 & 0x80 != 0 {
+                    // Short EF identifiers are not used by this card.
+                    return Err(Status::IncorrectP1P2);
+                }
+                Request::ReadBinary {
+                    target: Target::Current,
+                    offset: usize::from(u16::from_be_bytes([p1, p2])),
+                    max: command.le.ok_or(Status::WrongLength)?,
+                }
+            }
+            Ins::UpdateBinary => {
+                let (offset, rest) = offset_tlv(data)?;
+                let content = match tlv::read(rest) {
+                    Some((t, [])) if t.tag == 0x53 => t.value,
+                    _ => return Err(Status::IncorrectData),
+                };
+                Request::UpdateBinary {
+                    target: target(command),
+                    offset,
+                    data: content,
+                }
+            }
+            Ins::DeleteFile => {
+                if !matches!((p1, p2), (0x02, 0x00) | (0x00, 0x00)) {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Request::DeleteFile { fid: fid(data)? }
+            }
+            Ins::EnumerateObjects => {
+                p1p2_zero(command)?;
+                no_data(command)?;
+                Request::EnumerateObjects
+            }
+            Ins::Verify => {
+                p1_zero(command)?;
+                let value = (!data.is_empty()).then_some(data);
+                match PinRef::from_p2(p2) {
+                    Some(pin) => Request::Verify { pin, value },
+                    None => Request::VerifyUnknownReference { reference: p2 },
+                }
+            }
+            Ins::ChangeReferenceData => {
+                p1_zero(command)?;
+                let pin = PinRef::from_p2(p2).ok_or(Status::ReferencedDataNotFound)?;
+                Request::ChangeReferenceData {
+                    pin,
+                    data: not_empty(data)?,
+                }
+            }
+            Ins::ResetRetryCounter => {
+                if p2 != 0x81 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Request::ResetRetryCounter(match p1 {
+                    0x00 if data.len() > SO_PIN_LENGTH => {
+                        let (so_pin, new_pin) = data.split_at(SO_PIN_LENGTH);
+                        Unblock::WithNewPin { so_pin, new_pin }
+                    }
+                    0x01 if data.len() == SO_PIN_LENGTH => Unblock::CounterOnly { so_pin: data },
+                    0x00 | 0x01 => return Err(Status::WrongLength),
+                    _ => return Err(Status::IncorrectP1P2),
+                })
+            }
+            Ins::InitializeDevice => {
+                p1p2_zero(command)?;
+                Request::InitializeDevice {
+                    data: not_empty(data)?,
+                }
+            }
+            Ins::ImportDkekShare => {
+                // P1/P2 other than 00 address key domains, which this card does not offer.
+                p1p2_zero(command)?;
+                Request::ImportDkekShare {
+                    share: (!data.is_empty()).then_some(data),
+                }
+            }
+            Ins::GetChallenge => {
+                p1p2_zero(command)?;
+                no_data(command)?;
+                match command.le {
+                    Some(len) if len <= MAX_CHALLENGE => Request::GetChallenge { len },
+                    _ => return Err(Status::WrongLength),
+                }
+            }
+            Ins::GenerateKeyPair => Request::GenerateKeyPair {
+                key_id: p1,
+                signer: p2,
+                data: not_empty(data)?,
+            },
+            Ins::Sign => Request::Sign {
+                key_id: p1,
+                algorithm: p2,
+                data,
+            },
+            Ins::Decipher => Request::Decipher {
+                key_id: p1,
+                algorithm: p2,
+                data,
+            },
+            Ins::WrapKey => {
+                if p2 != 0x92 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Request::WrapKey { key_id: p1 }
+            }
+            Ins::UnwrapKey => {
+                if p2 != 0x93 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                Request::UnwrapKey { key_id: p1, data }
+            }
+            // The APDU layer answers GET RESPONSE; one that reaches the application has a
+            // class the layer does not take it with.
+            Ins::GetResponse => return Err(Status::InsNotSupported),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_names_one_instruction() {
+        for ins in Ins::ALL {
+            assert_eq!(Ins::from_code(ins.code()), Some(*ins));
+            assert!(matches!(ins.class(), 0x00 | 0x80), "{ins:?}");
+        }
+        assert_eq!(name_of(0x20), "VERIFY");
+        assert_eq!(name_of(0xB0), name_of(0xB1));
+        assert_eq!(name_of(0x12), "unknown");
+    }
+}

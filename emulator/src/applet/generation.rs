@@ -1,0 +1,268 @@
+//! GENERATE ASYMMETRIC KEY PAIR, and the authenticated CV request that carries a key's public
+//! half out of the card (GENERATE answers one; UNWRAP KEY makes one for the imported key).
+
+use crate::apdu::{tlv, Response, Status};
+use crate::card::Card;
+use crate::crypto::cvc::{self, RequestBody, TaAlgorithm};
+use crate::crypto::ec::Curve;
+use crate::crypto::hash::Hash;
+use crate::crypto::{rsa, CryptoError};
+use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord, DEVICE_KEY_ID};
+use crate::model::objects;
+use crate::model::{Change, FileEntry};
+
+/// Public exponent used when a request does not name one.
+const DEFAULT_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// What kind of key a GENERATE request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeySpec<'a> {
+    Rsa { bits: usize, exponent: &'a [u8] },
+    Ec(Curve),
+}
+
+/// A GENERATE request: the body of a CV certificate request plus optional policy tags.
+#[derive(Debug)]
+struct KeyGenRequest<'a> {
+    fields: RequestFields<'a>,
+    outer_car: Option<&'a [u8]>,
+    spec: KeySpec<'a>,
+    policy: KeyPolicy,
+}
+
+/// The fields of a CV request body besides the public key, and the algorithm of its OID.
+#[derive(Debug)]
+pub(super) struct RequestFields<'a> {
+    pub profile: &'a [u8],
+    pub car: Option<&'a [u8]>,
+    pub chr: &'a [u8],
+    pub oid: &'a [u8],
+    pub algorithm: TaAlgorithm,
+}
+
+impl<'a> KeyGenRequest<'a> {
+    fn parse(data: &'a [u8]) -> Result<KeyGenRequest<'a>, Status> {
+        let tlvs = tlv::parse_all(data).ok_or(Status::IncorrectData)?;
+        let find = |tag: u16| tlvs.iter().find(|t| t.tag == tag).map(|t| t.value);
+        let public_key = find(cvc::tag::PUBLIC_KEY).ok_or(Status::IncorrectData)?;
+        let chr = find(cvc::tag::CHR).ok_or(Status::IncorrectData)?;
+        let key_fields = tlv::parse_all(public_key).ok_or(Status::IncorrectData)?;
+        let field = |tag: u16| key_fields.iter().find(|t| t.tag == tag).map(|t| t.value);
+        let oid = field(0x06).ok_or(Status::IncorrectData)?;
+        let algorithm = TaAlgorithm::from_oid(oid).ok_or(Status::FunctionNotSupported)?;
+        let spec = match algorithm {
+            TaAlgorithm::RsaPkcs1(_) | TaAlgorithm::RsaPss(_) => {
+                let size = field(0x02).ok_or(Status::IncorrectData)?;
+                if size.is_empty() || size.len() > 4 {
+                    return Err(Status::IncorrectData);
+                }
+                let bits = size
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                if !rsa::is_supported_size(bits) {
+                    return Err(Status::FunctionNotSupported);
+                }
+                KeySpec::Rsa {
+                    bits,
+                    exponent: field(0x82).unwrap_or(&DEFAULT_EXPONENT),
+                }
+            }
+            TaAlgorithm::Ecdsa(_) => {
+                let param = |tag| field(tag).ok_or(Status::IncorrectData);
+                let curve = Curve::from_domain(
+                    param(0x81)?,
+                    param(0x82)?,
+                    param(0x83)?,
+                    param(0x84)?,
+                    param(0x85)?,
+                    field(0x87),
+                )
+                .ok_or(Status::FunctionNotSupported)?;
+                KeySpec::Ec(curve)
+            }
+        };
+        let policy = KeyPolicy {
+            uses_left: match find(0x90) {
+                Some(v) => Some(u32::from_be_bytes(
+                    v.try_into().map_err(|_| Status::IncorrectData)?,
+                )),
+                None => None,
+            },
+            algorithms: find(0x91).map(<[u8]>::to_vec),
+            domain: match find(0x92) {
+                Some([d]) => Some(*d),
+                Some(_) => return Err(Status::IncorrectData),
+                None => None,
+            },
+        };
+        Ok(KeyGenRequest {
+            fields: RequestFields {
+                profile: find(cvc::tag::PROFILE).unwrap_or(&[0x00]),
+                car: find(cvc::tag::CAR),
+                chr,
+                oid,
+                algorithm,
+            },
+            outer_car: find(0x45),
+            spec,
+            policy,
+        })
+    }
+}
+
+impl Card {
+    /// GENERATE ASYMMETRIC KEY PAIR: a new key in `CCxx`, answered (and stored in `CExx`) as
+    /// an authenticated CV request: self-signed by the new key, signed by the device key
+    /// (P2 `00`) or by the EC key P2 names.
+    pub(super) fn generate_key_pair(
+        &mut self,
+        key_id: u8,
+        signer: u8,
+        data: &[u8],
+    ) -> Result<Response, Status> {
+        if key_id == DEVICE_KEY_ID {
+            return Err(Status::IncorrectP1P2);
+        }
+        self.session.require(objects::Access::UserPin)?;
+        let request = KeyGenRequest::parse(data)?;
+        // The card offers only the default key domain.
+        if request.policy.domain.is_some_and(|d| d != 0) {
+            return Err(Status::ReferencedDataNotFound);
+        }
+        let ce = objects::certificate_fid(key_id);
+        let new_key = usize::from(!self.state.keys.contains_key(&key_id));
+        let new_objects = new_key + usize::from(!self.state.files.contains_key(&ce));
+        self.limits.admit(&self.state, new_objects, new_key, 0)?;
+        let outer_car = self.outer_car(signer, request.outer_car)?;
+
+        let mut key = match request.spec {
+            KeySpec::Rsa { bits, exponent } => {
+                KeyRecord::generate_rsa(bits, exponent, &mut *self.rng)
+                    .map_err(|_| Status::IncorrectData)?
+            }
+            KeySpec::Ec(curve) => KeyRecord::generate_ec(curve, &mut *self.rng),
+        };
+        key.policy = request.policy.clone();
+        let answer = self.cv_request(&key, &request.fields, &outer_car, signer)?;
+
+        let seq = self
+            .state
+            .files
+            .get(&ce)
+            .map_or_else(|| self.state.next_seq(), |f| f.seq);
+        self.commit(vec![
+            Change::PutKey(key_id, key),
+            Change::PutFile(
+                ce,
+                FileEntry {
+                    seq,
+                    data: answer.clone(),
+                },
+            ),
+        ])?;
+        Ok(Response::ok(answer))
+    }
+
+    /// The outer CAR for a request signed by key `signer`: the device CHR for the device key,
+    /// the request's own `45` for an EC key of the card.
+    fn outer_car(&self, signer: u8, outer_car: Option<&[u8]>) -> Result<Vec<u8>, Status> {
+        if signer == DEVICE_KEY_ID {
+            return self.device_chr().map(|chr| chr.as_bytes().to_vec());
+        }
+        match self.state.keys.get(&signer).map(|k| &k.material) {
+            Some(KeyMaterial::Ec { .. }) => Ok(outer_car.ok_or(Status::IncorrectData)?.to_vec()),
+            Some(KeyMaterial::Rsa(_)) => Err(Status::FunctionNotSupported),
+            None => Err(Status::NotFound),
+        }
+    }
+
+    /// The card holder reference of the device certificate.
+    pub(super) fn device_chr(&self) -> Result<&str, Status> {
+        self.state
+            .identity
+            .as_ref()
+            .map(|i| i.device_chr.as_str())
+            .ok_or(Status::ReferencedDataNotFound)
+    }
+
+    /// The fields of a request for an imported key: the device as CAR, the CHR made of the
+    /// serial and the key id, SHA-256 signature algorithms.
+    pub(super) fn attest(&mut self, key_id: u8, key: &KeyRecord) -> Result<Vec<u8>, Status> {
+        let device_chr = self.device_chr()?.to_string();
+        let chr = format!("{}{key_id:05}", self.serial());
+        let (oid, algorithm) = match &key.material {
+            KeyMaterial::Rsa(_) => (
+                cvc::OID_TA_RSA_V15_SHA256,
+                TaAlgorithm::RsaPkcs1(Hash::Sha256),
+            ),
+            KeyMaterial::Ec { .. } => (cvc::OID_TA_ECDSA_SHA256, TaAlgorithm::Ecdsa(Hash::Sha256)),
+        };
+        let fields = RequestFields {
+            profile: &[0x00],
+            car: Some(device_chr.as_bytes()),
+            chr: chr.as_bytes(),
+            oid,
+            algorithm,
+        };
+        self.cv_request(key, &fields, device_chr.as_bytes(), DEVICE_KEY_ID)
+    }
+
+    /// An authenticated CV request for `key`: the body with its public key, self-signed by
+    /// `key`, signed under `outer_car` by key `signer` of the card.
+    fn cv_request(
+        &mut self,
+        key: &KeyRecord,
+        fields: &RequestFields<'_>,
+        outer_car: &[u8],
+        signer: u8,
+    ) -> Result<Vec<u8>, Status> {
+        let public_key = match &key.material {
+            KeyMaterial::Rsa(rsa_key) => {
+                let (n, e) = rsa::public_parts(rsa_key);
+                cvc::rsa_public_key(fields.oid, &n, &e)
+            }
+            KeyMaterial::Ec { curve, .. } => {
+                let point = key.ec_public_point().map_err(|_| Status::IncorrectData)?;
+                cvc::ec_public_key(fields.oid, &point, Some(&curve.domain()))
+            }
+        };
+        let body = RequestBody {
+            profile: fields.profile,
+            car: fields.car,
+            public_key: &public_key,
+            chr: fields.chr,
+        }
+        .encode();
+        let inner = self.self_signature(key, fields.algorithm, &body)?;
+        let signer = self.state.keys.get(&signer).ok_or(Status::NotFound)?;
+        // An outer signer that cannot sign (not an EC key) refuses the command.
+        cvc::authenticated_request(&body, &inner, outer_car, |signed| {
+            signer
+                .sign_ecdsa_sha256_plain(signed)
+                .map_err(|_| Status::FunctionNotSupported)
+        })
+    }
+
+    /// The new key's signature over its own request body, with the algorithm of the OID.
+    fn self_signature(
+        &mut self,
+        key: &KeyRecord,
+        algorithm: TaAlgorithm,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Status> {
+        let signature = match (&key.material, algorithm) {
+            (KeyMaterial::Rsa(k), TaAlgorithm::RsaPkcs1(hash)) => {
+                rsa::pkcs1_sign_message(k, hash, body)
+            }
+            (KeyMaterial::Rsa(k), TaAlgorithm::RsaPss(hash)) => {
+                rsa::pss_sign_message(k, hash, body, &mut *self.rng)
+            }
+            (KeyMaterial::Ec { curve, scalar }, TaAlgorithm::Ecdsa(hash)) => curve
+                .sign_prehash(scalar, &hash.digest(body))
+                .map(|(r, s)| [r, s].concat())
+                .map_err(|_| CryptoError::BadInput),
+            _ => Err(CryptoError::WrongKeyType),
+        };
+        Ok(signature?)
+    }
+}

@@ -1,0 +1,132 @@
+//! Private keys held by the card (`CCxx`), with the use policy GENERATE gave them.
+//!
+//! Key material leaves the card only as a signature, a decryption, a shared secret or a
+//! DKEK-wrapped blob; it is wiped when dropped. Keys are kept parsed in memory, so an operation
+//! does not decode the key again. How a key is stored: [`crate::store::record`].
+
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::crypto::ec::Curve;
+use crate::crypto::rng::{Adapter, CardRng};
+
+/// Key id of the device authentication key (`CC00`).
+pub const DEVICE_KEY_ID: u8 = 0x00;
+
+/// The private half of a key.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    Rsa(Box<rsa::PrivateKey>),
+    Ec {
+        curve: Curve,
+        scalar: Zeroizing<Vec<u8>>,
+    },
+}
+
+/// What GENERATE's optional tags allow: a usage counter (tag 90), a list of algorithm ids
+/// (tag 91) and a key domain (tag 92).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Uses left; `None` is unlimited.
+    pub uses_left: Option<u32>,
+    /// Algorithm ids the key may be used with; `None` allows every algorithm of its type.
+    pub algorithms: Option<Vec<u8>>,
+    pub domain: Option<u8>,
+}
+
+impl KeyPolicy {
+    pub fn allows(&self, algorithm: u8) -> bool {
+        self.algorithms
+            .as_ref()
+            .is_none_or(|list| list.contains(&algorithm))
+    }
+}
+
+/// A private key as the card stores it.
+#[derive(Clone)]
+pub struct KeyRecord {
+    pub material: KeyMaterial,
+    pub policy: KeyPolicy,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.material {
+            KeyMaterial::Rsa(key) => write!(
+                f,
+                "KeyRecord::Rsa({} bits, <redacted>, {:?})",
+                key.size() * 8,
+                self.policy
+            ),
+            KeyMaterial::Ec { curve, .. } => {
+                write!(f, "KeyRecord::Ec({curve:?}, <redacted>, {:?})", self.policy)
+            }
+        }
+    }
+}
+
+/// Two records are equal when they store the same bytes (material and policy).
+impl PartialEq for KeyRecord {
+    fn eq(&self, other: &KeyRecord) -> bool {
+        *crate::store::record::encode_key(self) == *crate::store::record::encode_key(other)
+    }
+}
+
+impl Eq for KeyRecord {}
+
+/// The stored bytes do not form a usable key, or an operation's input does not fit the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidKey;
+
+impl KeyRecord {
+    /// Generates an EC key.
+    pub fn generate_ec(curve: Curve, rng: &mut dyn CardRng) -> KeyRecord {
+        KeyRecord {
+            material: KeyMaterial::Ec {
+                curve,
+                scalar: curve.generate(rng),
+            },
+            policy: KeyPolicy::default(),
+        }
+    }
+
+    /// Generates an RSA key of `bits` bits with public exponent `exponent`.
+    pub fn generate_rsa(
+        bits: usize,
+        exponent: &[u8],
+        rng: &mut dyn CardRng,
+    ) -> Result<KeyRecord, InvalidKey> {
+        let key = rsa::PrivateKey::new_with_exp(
+            &mut Adapter(rng),
+            bits,
+            crate::crypto::rsa::boxed(exponent),
+        )
+        .map_err(|_| InvalidKey)?;
+        Ok(KeyRecord {
+            material: KeyMaterial::Rsa(Box::new(key)),
+            policy: KeyPolicy::default(),
+        })
+    }
+
+    /// The uncompressed public point `04 X Y` of an EC key.
+    pub fn ec_public_point(&self) -> Result<Vec<u8>, InvalidKey> {
+        match &self.material {
+            KeyMaterial::Ec { curve, scalar } => curve.public_point(scalar).map_err(|_| InvalidKey),
+            KeyMaterial::Rsa(_) => Err(InvalidKey),
+        }
+    }
+
+    /// ECDSA with SHA-256 over `message`, as the plain `r || s` CV certificates carry.
+    pub fn sign_ecdsa_sha256_plain(&self, message: &[u8]) -> Result<Vec<u8>, InvalidKey> {
+        match &self.material {
+            KeyMaterial::Ec { curve, scalar } => {
+                let (r, s) = curve
+                    .sign_prehash(scalar, &Sha256::digest(message))
+                    .map_err(|_| InvalidKey)?;
+                Ok([r, s].concat())
+            }
+            KeyMaterial::Rsa(_) => Err(InvalidKey),
+        }
+    }
+}

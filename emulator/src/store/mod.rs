@@ -1,0 +1,65 @@
+//! Persistence: where a card's [`CardState`] lives between power cycles.
+//!
+//! [`RedbStore`] keeps one card in one redb file and commits each command's batch in one
+//! durable transaction; [`MemoryStore`] keeps it in memory (unit tests, throw-away cards). Both
+//! keep the same records ([`record`]); [`snapshot`] is the portable export of them.
+
+mod database;
+mod memory;
+pub(crate) mod record;
+pub(crate) mod snapshot;
+
+use std::path::PathBuf;
+
+pub use database::RedbStore;
+pub use memory::MemoryStore;
+
+use crate::model::{CardState, Change};
+
+/// Why the store could not load or commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another process holds the database open.
+    Locked(PathBuf),
+    /// The file exists but is not a card this version understands.
+    Corrupt(String),
+    /// Any I/O or database failure.
+    Io(String),
+    /// The card cannot be opened this way (e.g. a `--seed` mismatch).
+    Refused(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Locked(path) => write!(
+                f,
+                "the card database {} is already in use by another emulator process",
+                path.display()
+            ),
+            StoreError::Corrupt(why) => write!(f, "the card database is damaged: {why}"),
+            StoreError::Io(why) => write!(f, "card database error: {why}"),
+            StoreError::Refused(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A place to keep one card's persistent state.
+pub trait Store: Send {
+    /// Reads the whole state; an empty state for a new store.
+    fn load(&mut self) -> Result<CardState, StoreError>;
+    /// Makes all `changes` durable together, or none of them.
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+
+    /// Applies `changes` together without waiting for them to reach the disk: a crash may
+    /// lose them (all together). Only for writes whose loss leaves the card safer, such as
+    /// restoring a PIN's retry counter after the right PIN.
+    fn commit_relaxed(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        self.commit(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! Both stores keep and give back every part of a card, to the byte; the redb file is private
+//! and locked; snapshots round-trip and refuse damage.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::model::dkek::Dkek;
+use crate::model::key::KeyRecord;
+use crate::model::pin::{PinRecord, PinRef};
+use crate::model::{Config, FileEntry, Identity};
+
+fn sample_changes() -> Vec<Change> {
+    vec![
+        Change::Identity(Identity {
+            device_chr: "ZZEM123456700000".into(),
+            root_certificate: vec![0x7F, 0x21, 0x00],
+        }),
+        Change::Config(Some(Config { options: 1 })),
+        Change::Pin(PinRef::User, Some(PinRecord::new(b"648219", 3, [9; 16]))),
+        Change::Dkek(Dkek::awaiting(2)),
+        Change::PutFile(
+            0x2F03,
+            FileEntry {
+                seq: 4,
+                data: vec![1, 2, 3],
+            },
+        ),
+        Change::PutFile(
+            0xCD01,
+            FileEntry {
+                seq: 5,
+                data: vec![],
+            },
+        ),
+        Change::PutKey(
+            0,
+            KeyRecord::generate_ec(
+                crate::crypto::ec::Curve::BrainpoolP256r1,
+                &mut *crate::crypto::rng::system(),
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn redb_round_trip_and_file_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/card.redb");
+    let changes = sample_changes();
+    let mut expected = CardState::default();
+    {
+        let mut store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), CardState::default());
+        store.commit(&changes).unwrap();
+        store.commit(&[Change::DeleteFile(0xCD01)]).unwrap();
+    }
+    for c in changes {
+        expected.apply(c);
+    }
+    expected.apply(Change::DeleteFile(0xCD01));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.load().unwrap(), expected);
+}
+
+#[test]
+fn memory_store_matches_redb_encoding() {
+    let mut store = MemoryStore::default();
+    let changes = sample_changes();
+    store.commit(&changes).unwrap();
+    let mut expected = CardState::default();
+    for c in changes {
+        expected.apply(c);
+    }
+    assert_eq!(store.load().unwrap(), expected);
+}
+
+#[test]
+fn second_open_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    let _first = RedbStore::open(&path).unwrap();
+    match RedbStore::open(&path) {
+        Err(StoreError::Locked(p)) => assert_eq!(p, path),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn snapshots_round_trip_and_damage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = RedbStore::open(&dir.path().join("a.redb")).unwrap();
+    source.commit(&sample_changes()).unwrap();
+    let snapshot = source.snapshot().unwrap();
+    let mut target = RedbStore::open(&dir.path().join("b.redb")).unwrap();
+    target.restore(&snapshot).unwrap();
+    assert_eq!(target.load().unwrap(), source.load().unwrap());
+    // A second restore into a database that holds a card is refused.
+    assert!(matches!(
+        target.restore(&snapshot),
+        Err(StoreError::Refused(_))
+    ));
+    // Any flipped byte is caught by the checksum (or the magic).
+    let mut empty = RedbStore::open(&dir.path().join("c.redb")).unwrap();
+    for i in (0..snapshot.len()).step_by(13) {
+        let mut damaged = snapshot.to_vec();
+        damaged[i] ^= 0x40;
+        assert!(
+            matches!(empty.restore(&damaged), Err(StoreError::Refused(e)) if e.contains("damaged")),
+            "byte {i}"
+        );
+    }
+    assert!(matches!(
+        empty.restore(&snapshot[..snapshot.len() - 1]),
+        Err(StoreError::Refused(_))
+    ));
+    assert!(
+        empty.load().unwrap().identity.is_none(),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn unknown_format_is_refused() {
+    let mut store = MemoryStore::default();
+    store.lock().meta.insert("format".into(), vec![99]);
+    assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
+}

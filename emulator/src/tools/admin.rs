@@ -1,0 +1,139 @@
+//! Offline administration of a card, for `sc-hsm-emulator init`: it drives the card with the
+//! same APDUs a host sends (SELECT, INITIALIZE DEVICE, UPDATE BINARY of EF.TokenInfo), so an
+//! offline-initialised card is exactly what sc-hsm-tool would have made.
+
+use super::hex;
+use super::host::{self, Initialization};
+use crate::apdu::tlv;
+use crate::card::Card;
+use crate::model::objects;
+
+/// What `init` sets.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// 16 hex digits, as sc-hsm-tool takes it.
+    pub so_pin: String,
+    pub pin: String,
+    pub label: Option<String>,
+    pub dkek_shares: Option<u8>,
+    pub pin_retry: u8,
+}
+
+fn status_word(response: &[u8]) -> u16 {
+    match response {
+        [.., a, b] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    }
+}
+
+/// EF.TokenInfo with `label`, as OpenSC writes it: version 0, label `[0]`, flags prnGeneration.
+pub fn token_info(label: &str) -> Vec<u8> {
+    let mut inner = tlv::encode(0x02, &[0x00]);
+    tlv::write(&mut inner, 0x80, label.as_bytes());
+    tlv::write(&mut inner, 0x03, &[0x05, 0x20]);
+    tlv::encode(0x30, &inner)
+}
+
+/// Initialises (or re-initialises) `card`. Errors are sentences for the command line.
+pub fn initialize(card: &mut Card, options: &InitOptions) -> Result<(), String> {
+    let so_pin = hex::decode(&options.so_pin)
+        .filter(|b| b.len() == 8)
+        .ok_or("the SO-PIN must be 16 hexadecimal digits")?;
+    if !(6..=16).contains(&options.pin.len()) {
+        return Err("the user PIN must have 6 to 16 characters".into());
+    }
+    if !(1..=15).contains(&options.pin_retry) {
+        return Err("the PIN retry counter must be between 1 and 15".into());
+    }
+    let initialization = Initialization {
+        options: 0x0001,
+        user_pin: options.pin.as_bytes(),
+        so_pin: &so_pin,
+        user_pin_tries: options.pin_retry,
+        dkek_shares: options.dkek_shares,
+    };
+    card.power_on();
+    card.transmit(&host::select_application());
+    let answer = card.transmit(&initialization.apdu());
+    match status_word(&answer) {
+        0x9000 => {}
+        0x6983 => {
+            return Err("the SO-PIN is blocked: this card cannot be initialised again".into())
+        }
+        sw if sw & 0xFFF0 == 0x63C0 => {
+            return Err(format!(
+                "wrong SO-PIN for this card ({} tries left)",
+                sw & 0x000F
+            ))
+        }
+        0x6581 => return Err("the card database could not be written".into()),
+        sw => return Err(format!("INITIALIZE DEVICE refused with {sw:04X}")),
+    }
+    if let Some(label) = &options.label {
+        let answer = card.transmit(&host::update_binary(
+            objects::EF_TOKEN_INFO,
+            &token_info(label),
+        ));
+        if status_word(&answer) != 0x9000 {
+            return Err(format!(
+                "writing the label failed with {:04X}",
+                status_word(&answer)
+            ));
+        }
+    }
+    card.power_off();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> InitOptions {
+        InitOptions {
+            so_pin: "3537363231383830".into(),
+            pin: "648219".into(),
+            label: Some("My HSM".into()),
+            dkek_shares: Some(2),
+            pin_retry: 3,
+        }
+    }
+
+    #[test]
+    fn token_info_matches_what_opensc_writes() {
+        // Read back from a card initialised by `sc-hsm-tool --label "My HSM"`.
+        assert_eq!(
+            hex::encode(&token_info("My HSM")),
+            "300F02010080064D792048534D03020520"
+        );
+    }
+
+    #[test]
+    fn initialize_then_reinitialize_with_the_wrong_so_pin() {
+        let mut card = Card::open(Box::new(crate::MemoryStore::default())).unwrap();
+        initialize(&mut card, &options()).unwrap();
+        assert_eq!(
+            card.state().files[&objects::EF_TOKEN_INFO].data,
+            token_info("My HSM")
+        );
+        assert!(matches!(
+            card.state().dkek,
+            crate::model::dkek::Dkek::Pending { total: 2, .. }
+        ));
+        let wrong = InitOptions {
+            so_pin: "0000000000000000".into(),
+            ..options()
+        };
+        assert_eq!(
+            initialize(&mut card, &wrong),
+            Err("wrong SO-PIN for this card (14 tries left)".into())
+        );
+        let short = InitOptions {
+            so_pin: "1234".into(),
+            ..options()
+        };
+        assert!(initialize(&mut card, &short)
+            .unwrap_err()
+            .contains("16 hexadecimal"));
+    }
+}

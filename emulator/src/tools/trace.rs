@@ -1,0 +1,210 @@
+//! APDU traces for `--trace`: one event per exchange with the command's name, what P1/P2
+//! mean, lengths, the status word and its meaning, and the time the card took. Never command
+//! or response data beyond file identifiers and offsets: no PIN, key or DKEK share can reach a
+//! trace.
+
+use std::time::{Duration, SystemTime};
+
+use super::hex;
+use crate::apdu::Status;
+use crate::applet::command::{Request, Target, Unblock};
+use crate::crypto::Algorithm;
+
+/// Where a card sends its trace events.
+pub type Tracer = Box<dyn FnMut(&TraceEvent) + Send>;
+
+/// One traced exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub command: &'static str,
+    pub header: [u8; 4],
+    pub parameters: String,
+    pub lc: usize,
+    pub le: Option<usize>,
+    pub response_len: usize,
+    pub status: Status,
+    pub duration: Duration,
+}
+
+fn key(id: u8) -> String {
+    format!("key CC{id:02X}")
+}
+
+fn algorithm_name(a: Option<Algorithm>) -> String {
+    match a {
+        Some(a) => format!("{a:?}"),
+        None => "unknown algorithm".into(),
+    }
+}
+
+fn file(target: Target) -> String {
+    match target {
+        Target::Current => "current EF".to_string(),
+        Target::File(fid) => format!("EF {fid:04X}"),
+    }
+}
+
+/// What a parsed command's parameters say: P1-P2, the file and offset, never command data.
+pub(crate) fn describe(request: &Request<'_>) -> String {
+    match request {
+        Request::SelectApplication { aid, .. } => format!("by AID {}", hex::encode(aid)),
+        Request::SelectFile { fid, .. } | Request::DeleteFile { fid } => format!("EF {fid:04X}"),
+        Request::ReadBinary { target, offset, .. }
+        | Request::UpdateBinary { target, offset, .. } => {
+            format!("{}, offset {offset}", file(*target))
+        }
+        Request::Verify { pin, value: None } => format!("{}, status query", pin.name()),
+        Request::Verify { pin, .. } | Request::ChangeReferenceData { pin, .. } => pin.name().into(),
+        Request::VerifyUnknownReference { reference } => match reference {
+            0x85 | 0x86 => "PIN pad / biometric template".into(),
+            _ => "unknown reference".into(),
+        },
+        Request::ResetRetryCounter(Unblock::CounterOnly { .. }) => "user PIN, counter only".into(),
+        Request::ResetRetryCounter(Unblock::WithNewPin { .. }) => "user PIN, new PIN".into(),
+        Request::ImportDkekShare { share: None } => "status query".into(),
+        Request::ImportDkekShare { share: Some(_) } => "one share".into(),
+        Request::GenerateKeyPair {
+            key_id, signer: 0, ..
+        } => format!("{}, outer signature by the device key", key(*key_id)),
+        Request::GenerateKeyPair { key_id, signer, .. } => {
+            format!("{}, outer signature by {}", key(*key_id), key(*signer))
+        }
+        Request::Sign {
+            key_id, algorithm, ..
+        } => format!(
+            "{}, {}",
+            key(*key_id),
+            algorithm_name(Algorithm::for_sign(*algorithm))
+        ),
+        Request::Decipher {
+            key_id, algorithm, ..
+        } => format!(
+            "{}, {}",
+            key(*key_id),
+            algorithm_name(Algorithm::for_decipher(*algorithm))
+        ),
+        Request::WrapKey { key_id } | Request::UnwrapKey { key_id, .. } => key(*key_id),
+        Request::GetChallenge { len } => format!("{len} bytes"),
+        Request::EnumerateObjects | Request::InitializeDevice { .. } => String::new(),
+    }
+}
+
+fn seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl TraceEvent {
+    /// One line for a person (time of day in UTC).
+    pub fn to_text(&self, at: SystemTime) -> String {
+        let [cla, ins, p1, p2] = self.header;
+        let le = self.le.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        let t = seconds(at);
+        let day = t.rem_euclid(86_400.0);
+        let clock = format!(
+            "{:02}:{:02}:{:09.6}",
+            (day / 3600.0) as u32,
+            (day / 60.0) as u32 % 60,
+            day % 60.0
+        );
+        format!(
+            "{clock} {:<28} {cla:02X} {ins:02X} {p1:02X} {p2:02X}  {:<44} Lc {:<5} Le {:<5} -> {:>5} bytes  {} {}  {} us",
+            self.command,
+            self.parameters,
+            self.lc,
+            le,
+            self.response_len,
+            self.status,
+            self.status.meaning(),
+            self.duration.as_micros()
+        )
+    }
+
+    /// One JSON object for a machine.
+    pub fn to_json(&self, at: SystemTime) -> String {
+        let [cla, ins, p1, p2] = self.header;
+        format!(
+            "{{\"time\":{:.6},\"command\":{},\"cla\":\"{cla:02X}\",\"ins\":\"{ins:02X}\",\"p1\":\"{p1:02X}\",\"p2\":\"{p2:02X}\",\"parameters\":{},\"lc\":{},\"le\":{},\"response_length\":{},\"sw\":\"{}\",\"sw_meaning\":{},\"duration_us\":{}}}",
+            seconds(at),
+            json_string(self.command),
+            json_string(&self.parameters),
+            self.lc,
+            self.le.map(|n| n.to_string()).unwrap_or_else(|| "null".into()),
+            self.response_len,
+            self.status,
+            json_string(self.status.meaning()),
+            self.duration.as_micros()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The description of the command APDU `hex`.
+    fn parameters(apdu: &str) -> String {
+        let command = crate::apdu::Command::parse(&hex::decode(apdu).unwrap()).unwrap();
+        describe(&Request::parse(&command).unwrap())
+    }
+
+    #[test]
+    fn parameters_say_what_p1_p2_mean_and_never_show_pin_data() {
+        assert_eq!(parameters("0020008106363438323139"), "user PIN");
+        assert_eq!(parameters("00200088"), "SO-PIN, status query");
+        assert_eq!(
+            parameters("80680273000003616263"),
+            "key CC02, Ecdsa(Some(Sha256))"
+        );
+        assert_eq!(parameters("00A40000022F0200"), "EF 2F02");
+        assert_eq!(parameters("00B1CF0104540200FF00"), "EF CF01, offset 255");
+        assert_eq!(
+            parameters("002C00810E3537363231383830363438323139"),
+            "user PIN, new PIN"
+        );
+        let pin_change = "002400810C363438323139313233343536";
+        assert!(!parameters(pin_change).contains("3634"));
+    }
+
+    #[test]
+    fn json_lines_are_json() {
+        let event = TraceEvent {
+            command: "VERIFY",
+            header: [0x00, 0x20, 0x00, 0x81],
+            parameters: "user \"PIN\"".into(),
+            lc: 6,
+            le: None,
+            response_len: 0,
+            status: Status::PinTriesLeft(2),
+            duration: Duration::from_micros(42),
+        };
+        let json = event.to_json(SystemTime::UNIX_EPOCH);
+        assert!(
+            json.starts_with(r#"{"time":0.000000,"command":"VERIFY""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""parameters":"user \"PIN\"""#), "{json}");
+        assert!(
+            json.contains(r#""sw":"63C2""#) && json.contains(r#""le":null"#),
+            "{json}"
+        );
+        assert!(event
+            .to_text(SystemTime::UNIX_EPOCH)
+            .contains("63C2 wrong PIN or not verified, tries left"));
+    }
+}
