@@ -68,3 +68,192 @@ fn key_records_refuse_garbage() {
     assert!(decode_key(&[1, 0x01, 0x01, 0x0C]).is_none());
     assert!(decode_key(&[9]).is_none());
 }
+
+/// A file of `fixtures/store/v1`.
+fn v1(name: &str) -> Vec<u8> {
+    let path = format!("{}/../fixtures/store/v1/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `fixtures/store/v1/values.txt`: the expected values, by name.
+fn v1_value(name: &str) -> String {
+    let text = String::from_utf8(v1("values.txt")).unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(" = "))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} in values.txt"))
+}
+
+#[test]
+fn v1_pin_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    let user = decode_pin(&v1("meta-pin-user.bin")).expect("user PIN record");
+    assert_eq!((user.max_tries, user.tries_left, user.len()), (3, 2, 6));
+    assert!(user.matches(b"648219") && !user.matches(b"648218"));
+    assert_eq!(encode_pin(&user), v1("meta-pin-user.bin"));
+    let so = decode_pin(&v1("meta-pin-so.bin")).expect("SO-PIN record");
+    assert_eq!((so.max_tries, so.tries_left, so.len()), (15, 15, 8));
+    assert!(so.matches(b"57621880") && !so.matches(b"57621881"));
+    assert_eq!(encode_pin(&so), v1("meta-pin-so.bin"));
+}
+
+#[test]
+fn v1_dkek_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    let ready = decode_dkek(&v1("meta-dkek.bin")).expect("DKEK record");
+    let Dkek::Ready { total: 1, value } = &ready else {
+        panic!("not a DKEK ready from one share: {ready:?}")
+    };
+    assert_eq!(
+        hex::encode(&value[..]),
+        "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+    );
+    assert_eq!(
+        hex::encode(&crate::model::dkek::kcv(value)),
+        v1_value("dkek.kcv")
+    );
+    let pending = decode_dkek(&v1("meta-dkek-pending.bin")).expect("pending DKEK");
+    assert_eq!(
+        pending,
+        Dkek::Pending {
+            total: 2,
+            imported: 1,
+            value: Zeroizing::new([0x3C; 32])
+        }
+    );
+    let absent = decode_dkek(&v1("meta-dkek-absent.bin")).expect("absent DKEK");
+    assert_eq!(absent, Dkek::Absent);
+    for (dkek, file) in [
+        (ready, "meta-dkek.bin"),
+        (pending, "meta-dkek-pending.bin"),
+        (absent, "meta-dkek-absent.bin"),
+    ] {
+        assert_eq!(*encode_dkek(&dkek), v1(file), "{file}");
+    }
+}
+
+#[test]
+fn v1_key_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let ec = decode_key(&v1("key-01.bin")).expect("EC key record");
+    let KeyMaterial::Ec { curve, scalar } = &ec.material else {
+        panic!("key 01 is not an EC key")
+    };
+    assert_eq!(*curve, Curve::Secp256r1);
+    assert_eq!(hex::encode(scalar), v1_value("p256.scalar"));
+    assert_eq!(
+        hex::encode(&ec.ec_public_point().unwrap()),
+        v1_value("p256.point")
+    );
+    assert_eq!(
+        ec.policy,
+        KeyPolicy {
+            uses_left: None,
+            algorithms: Some(vec![0x70, 0x73]),
+            domain: None
+        }
+    );
+    assert_eq!(*encode_key(&ec), v1("key-01.bin"));
+
+    let rsa = decode_key(&v1("key-02.bin")).expect("RSA key record");
+    let KeyMaterial::Rsa(k) = &rsa.material else {
+        panic!("key 02 is not an RSA key")
+    };
+    let big = |n: &::rsa::BoxedUint| hex::encode(&rsa_key::trimmed(n));
+    assert_eq!(big(k.n().as_ref()), v1_value("rsa2048.n"));
+    assert_eq!(
+        u64::from_str_radix(&big(k.e()), 16).unwrap().to_string(),
+        v1_value("rsa2048.e")
+    );
+    let mut primes: Vec<String> = k.primes().iter().map(|p| big(p.as_ref())).collect();
+    primes.sort();
+    let mut expected = vec![v1_value("rsa2048.p"), v1_value("rsa2048.q")];
+    expected.sort();
+    assert_eq!(primes, expected);
+    assert_eq!(rsa.policy, KeyPolicy::default());
+    assert_eq!(*encode_key(&rsa), v1("key-02.bin"));
+
+    let device = decode_key(&v1("key-00.bin")).expect("device key record");
+    let KeyMaterial::Ec { curve, .. } = &device.material else {
+        panic!("the device key is not an EC key")
+    };
+    assert_eq!(*curve, Curve::BrainpoolP256r1);
+    assert_eq!(*encode_key(&device), v1("key-00.bin"));
+    // Its public point is the one the device certificate in 2F02 carries.
+    let file = decode_file(&v1("file-2F02.bin")).expect("2F02 record");
+    let (certificate, _) = crate::crypto::cvc::decode(&file.data).expect("device certificate");
+    assert_eq!(
+        tlv::find(certificate.public_key, 0x86),
+        Some(&device.ec_public_point().unwrap()[..])
+    );
+}
+
+#[test]
+fn v1_card_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    let identity = decode_identity(&v1("meta-identity.bin")).expect("identity record");
+    assert_eq!(identity.device_chr, "ZZEM765922300000");
+    assert_eq!(identity.serial(), "ZZEM7659223");
+    let (root, rest) = crate::crypto::cvc::decode(&identity.root_certificate).expect("root");
+    assert_eq!(
+        (root.chr, root.car, rest),
+        (&b"ZZEMSRCA00001"[..], &b"ZZEMSRCA00001"[..], &[][..])
+    );
+    assert_eq!(encode_identity(&identity), v1("meta-identity.bin"));
+
+    let config = decode_config(&v1("meta-config.bin")).expect("config record");
+    assert_eq!(config.options, 0x0001);
+    assert_eq!(encode_config(config), v1("meta-config.bin"));
+    assert_eq!(decode_seed(&v1("meta-seed.bin")), Some((1, 0)));
+    assert_eq!(v1("meta-format.bin"), [FORMAT_VERSION]);
+
+    for (name, seq, content) in [
+        (
+            "file-2F03.bin",
+            1,
+            hex::decode("301302010080 0A 4669787475726520763103020520").unwrap(),
+        ),
+        ("file-CD01.bin", 2, b"a private data object".to_vec()),
+        ("file-CF01.bin", 3, b"a public data object".to_vec()),
+    ] {
+        let file = decode_file(&v1(name)).expect(name);
+        assert_eq!((file.seq, &file.data), (seq, &content), "{name}");
+        assert_eq!(encode_file(&file), v1(name), "{name}");
+    }
+}
+
+#[test]
+fn a_v1_snapshot_and_a_v1_database_open_as_the_card_of_the_records() {
+    let mut expected = Records::default();
+    for (name, file) in [
+        ("format", "meta-format.bin"),
+        ("identity", "meta-identity.bin"),
+        ("config", "meta-config.bin"),
+        ("pin.user", "meta-pin-user.bin"),
+        ("pin.so", "meta-pin-so.bin"),
+        ("dkek", "meta-dkek.bin"),
+        ("seed", "meta-seed.bin"),
+    ] {
+        expected.meta.insert(name.into(), v1(file));
+    }
+    for fid in [0x2F02u16, 0x2F03, 0xCD01, 0xCF01] {
+        expected
+            .files
+            .insert(fid, v1(&format!("file-{fid:04X}.bin")));
+    }
+    for id in [0u8, 1, 2] {
+        expected.keys.insert(id, v1(&format!("key-{id:02X}.bin")));
+    }
+    let snapshot = v1("snapshot.bin");
+    let records = crate::store::snapshot::decode(&snapshot).expect("the v1 snapshot");
+    assert_eq!(records, expected);
+    assert_eq!(*crate::store::snapshot::encode(&records), snapshot);
+
+    // The database file opens (a copy: opening writes) and holds the same card.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("card.redb");
+    std::fs::write(&copy, v1("card.redb")).unwrap();
+    let mut store = crate::store::RedbStore::open(&copy).expect("the v1 database opens");
+    let state = crate::store::Store::load(&mut store).expect("the v1 database loads");
+    assert_eq!(state, expected.to_state().unwrap());
+    assert_eq!(state.keys.len(), 3);
+    assert_eq!(state.user_pin.map(|p| p.tries_left), Some(2));
+}
