@@ -5,9 +5,12 @@
 //! are control messages (power off, power on, reset, get ATR); longer ones are command APDUs,
 //! each answered with exactly one response frame. This crate knows frames and sockets, not
 //! PINs or files: it hands APDUs to [`emulator::Card::transmit`] and returns what comes back.
+//! [`private_pcscd`] runs a pcscd of one's own for such cards (the `sandbox` subcommand, the
+//! conformance tests).
 #![forbid(unsafe_code)]
 
 pub mod frame;
 pub mod link;
+pub mod private_pcscd;
 
 pub use link::{run, Endpoint};

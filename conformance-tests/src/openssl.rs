@@ -1,0 +1,24 @@
+//! The OpenSSL command line, the independent judge of every cryptographic result.
+
+use std::process::Command;
+
+use crate::text;
+
+/// Runs the OpenSSL CLI, asserts success, and returns its output.
+pub fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    let text = text(&out);
+    assert!(out.status.success(), "openssl {args:?} failed:\n{text}");
+    text
+}
+
+/// Whether `openssl args` succeeds (for checks that must fail too).
+pub fn openssl_succeeds(args: &[&str]) -> bool {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,245 @@
+//! [`Sandbox`]: a private pcscd (the product's own [`PrivatePcscd`]) with emulator processes in
+//! its vpcd slots, for one test. Readiness is polled, never slept for; everything is killed and
+//! reaped on drop, also when a test panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vpcd_bridge::private_pcscd::{vpcd_port, PrivatePcscd};
+
+use crate::wait::wait_until_or;
+use crate::{emulator_binary, text};
+
+/// One emulator process serving one card.
+struct CardProcess {
+    child: Child,
+    slot: u8,
+    log: PathBuf,
+}
+
+/// A private pcscd with vpcd and up to two emulated cards.
+pub struct Sandbox {
+    pcscd: PrivatePcscd,
+    cards: Vec<CardProcess>,
+}
+
+impl Sandbox {
+    /// Starts pcscd and one card on a fresh database, and waits until the card is present.
+    pub fn start() -> Sandbox {
+        let mut sandbox = Sandbox::pcscd_only();
+        sandbox.insert_card(0);
+        sandbox
+    }
+
+    /// Starts only the private pcscd (with vpcd slots 0 and 1, no card).
+    pub fn pcscd_only() -> Sandbox {
+        let pcscd = PrivatePcscd::start("sc-hsm-test-")
+            .unwrap_or_else(|e| panic!("cannot start a private pcscd (needs root): {e}"));
+        Sandbox {
+            pcscd,
+            cards: Vec::new(),
+        }
+    }
+
+    /// Kills pcscd and starts a new one in the same namespaces; running emulators stay up
+    /// and must reconnect by themselves.
+    pub fn restart_pcscd(&mut self) {
+        self.pcscd.restart_pcscd().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Where a card's database lives.
+    pub fn db_path(&self, slot: u8) -> PathBuf {
+        self.scratch().join(format!("card{slot}.redb"))
+    }
+
+    /// Starts one emulator process serving cards in vpcd slots 0 and 1 (`--cards 2`) and
+    /// waits until pcscd sees both.
+    pub fn insert_two_cards_in_one_process(&mut self) {
+        self.spawn_emulator(0, &["-v", "--cards", "2"]);
+        self.wait_for_card(0);
+        self.wait_for_card(1);
+    }
+
+    /// Starts `program args` inside the sandbox's network namespace, logging to a file of its
+    /// own, as the process of `slot`.
+    fn spawn(&mut self, slot: u8, name: &str, program: &Path, args: &[&str]) {
+        let log = self
+            .scratch()
+            .join(format!("{name}{slot}-{}.log", self.cards.len()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .pcscd
+            .inside(false)
+            .arg(program)
+            .args(args)
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        self.cards.push(CardProcess { child, slot, log });
+    }
+
+    /// Starts `sc-hsm-emulator run --db <slot's database> --vpcd <slot's port> ARGS`.
+    fn spawn_emulator(&mut self, slot: u8, args: &[&str]) {
+        let vpcd = format!("127.0.0.1:{}", vpcd_port(u16::from(slot)));
+        let db = self.db_path(slot);
+        let mut all = vec!["run", "--vpcd", &vpcd, "--db", db.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.spawn(slot, "emulator", emulator_binary(), &all);
+    }
+
+    /// Starts `program args` inside the sandbox's network namespace (for example another
+    /// vpcd card); it is killed with the sandbox.
+    pub fn spawn_inside(&mut self, slot: u8, program: &Path, args: &[&str]) {
+        self.spawn(slot, "program", program, args);
+    }
+
+    /// The process id of the emulator serving `slot`.
+    pub fn card_pid(&self, slot: u8) -> Option<u32> {
+        self.cards
+            .iter()
+            .rev()
+            .find(|c| c.slot == slot)
+            .map(|c| c.child.id())
+    }
+
+    /// Starts an emulator for vpcd slot `slot` on its database and waits until pcscd sees it.
+    pub fn insert_card(&mut self, slot: u8) {
+        self.insert_card_with(slot, &["-v"]);
+    }
+
+    /// As [`Sandbox::insert_card`], with extra arguments for `sc-hsm-emulator run`.
+    pub fn insert_card_with(&mut self, slot: u8, extra_args: &[&str]) {
+        self.spawn_emulator(slot, extra_args);
+        self.wait_for_card(slot);
+    }
+
+    fn card_present(&self, slot: u8) -> bool {
+        self.command("opensc-tool")
+            .args(["--reader", &slot.to_string(), "--atr"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Waits until the card in `slot` answers its ATR through pcscd.
+    pub fn wait_for_card(&self, slot: u8) {
+        wait_until_or(
+            "the card to be present",
+            || self.card_present(slot),
+            || {
+                let probe = self.run("opensc-tool", &["--reader", &slot.to_string(), "--atr"]);
+                let pcscd = self.pcscd_log();
+                let tail: Vec<&str> = pcscd
+                    .lines()
+                    .filter(|l| {
+                        l.contains("eventhandler")
+                            || l.contains("ifd-vpcd")
+                                && !l.contains("IFDHControl")
+                                && !l.contains("4018")
+                    })
+                    .collect();
+                format!(
+                    "last probe: {}\n{}\n--- pcscd log (events) ---\n{}",
+                    text(&probe),
+                    self.logs(),
+                    tail.join("\n")
+                )
+            },
+        );
+    }
+
+    /// Stops the emulator of `slot` with `signal` ("TERM", "KILL", ...), reaps it and waits
+    /// until pcscd has noticed the card is gone.
+    pub fn stop_card(&mut self, slot: u8, signal: &str) {
+        let index = self
+            .cards
+            .iter()
+            .position(|c| c.slot == slot)
+            .expect("no card in that slot");
+        let mut card = self.cards.remove(index);
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &card.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = card.child.wait().unwrap();
+        if signal == "TERM" {
+            assert!(
+                exit.success(),
+                "emulator did not exit cleanly on SIGTERM: {exit}\n{}",
+                std::fs::read_to_string(&card.log).unwrap_or_default()
+            );
+        }
+        crate::wait::wait_until("the card to be removed", || !self.card_present(slot));
+    }
+
+    /// Starts the emulator of `slot` again on the same database.
+    pub fn restart_card(&mut self, slot: u8) {
+        self.insert_card(slot);
+    }
+
+    /// Starts the emulator of `slot` again after it was killed. A card killed in the middle of
+    /// an APDU can leave Debian's vpcd 0.8 slot wedged (pcscd keeps reporting the dead card as
+    /// powered and never accepts the new connection); when the card is not back within a few
+    /// seconds, pcscd is restarted as well. Returns whether that was needed.
+    pub fn restart_killed_card(&mut self, slot: u8) -> bool {
+        self.spawn_emulator(slot, &["-v"]);
+        // A normal re-insertion is seen within about a second (pcscd polls every 0.4 s).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if self.card_present(slot) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.restart_pcscd();
+        self.wait_for_card(slot);
+        true
+    }
+
+    /// A command whose PC/SC client talks to this sandbox's pcscd.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = self.pcscd.client(program);
+        cmd.env_remove("OPENSC_CONF").stdin(Stdio::null());
+        cmd
+    }
+
+    /// A scratch directory that lives as long as the sandbox.
+    pub fn scratch(&self) -> &Path {
+        self.pcscd.dir()
+    }
+
+    pub fn pcscd_log(&self) -> String {
+        self.pcscd.log("pcscd.log")
+    }
+
+    /// Everything the emulators of `slot` have logged so far.
+    pub fn card_log(&self, slot: u8) -> String {
+        self.cards
+            .iter()
+            .filter(|c| c.slot == slot)
+            .map(|c| std::fs::read_to_string(&c.log).unwrap_or_default())
+            .collect()
+    }
+
+    /// The emulator logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for card in &self.cards {
+            out.push_str(&format!("--- emulator slot {} log ---\n", card.slot));
+            out.push_str(&std::fs::read_to_string(&card.log).unwrap_or_default());
+        }
+        out
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for card in &mut self.cards {
+            let _ = card.child.kill();
+            let _ = card.child.wait();
+        }
+        // Then the private pcscd and its namespaces go with `self.pcscd`.
+    }
+}

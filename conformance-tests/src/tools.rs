@@ -1,0 +1,152 @@
+//! Running the real tools against a [`Sandbox`]: any program with its output, OpenSC's tools
+//! with the wiki's credentials, and the text they print.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use crate::{Sandbox, PIN, SO_PIN};
+
+impl Sandbox {
+    /// Runs `program args` and returns its output, whatever the exit status.
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+
+    /// Runs `program args` with `input` on its standard input (for tools that prompt).
+    pub fn run_with_input(&self, program: &str, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Runs `program args`, asserts success, and returns stdout and stderr together.
+    pub fn ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self.run(program, args);
+        let text = text(&out);
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed ({}):\n{text}\n{}",
+            out.status,
+            self.logs()
+        );
+        text
+    }
+
+    /// Generates a key pair on the card through `pkcs11-tool --login --keypairgen` with the user
+    /// PIN (`key_type` as pkcs11-tool spells it: "rsa:2048", "EC:prime256v1"), `extra` appended
+    /// (a label, a slot); asserts that pkcs11-tool reports the pair and returns its output.
+    pub fn generate_key_pair(&self, key_type: &str, id: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            key_type,
+            "--id",
+            id,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.ok("pkcs11-tool", &args);
+        assert!(out.contains("Key pair generated"), "{out}");
+        out
+    }
+
+    /// Writes `contents` to the card as a data object labelled `label` (logged in with the
+    /// user PIN, through `pkcs11-tool --write-object`); `private` objects need the PIN to read.
+    pub fn write_data_object(&self, label: &str, contents: &[u8], private: bool) {
+        let file = self.scratch().join(format!("data-object-{label}.bin"));
+        std::fs::write(&file, contents).unwrap();
+        let file = file.to_str().unwrap();
+        let mut args = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--write-object",
+            file,
+            "--type",
+            "data",
+            "--label",
+            label,
+        ];
+        if private {
+            args.push("--private");
+        }
+        self.ok("pkcs11-tool", &args);
+    }
+}
+
+/// stdout and stderr of a finished command, as text.
+pub fn text(out: &Output) -> String {
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+/// `sc-hsm-tool --initialize` with the wiki's credentials and an optional label.
+pub fn initialize(sandbox: &Sandbox, label: Option<&str>) -> String {
+    let mut args = vec!["--initialize", "--so-pin", SO_PIN, "--pin", PIN];
+    if let Some(label) = label {
+        args.extend(["--label", label]);
+    }
+    let out = sandbox.ok("sc-hsm-tool", &args);
+    assert!(!out.contains("failed"), "initialize failed:\n{out}");
+    out
+}
+
+/// A path inside `dir` as a `String` argument.
+pub fn arg(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().expect("UTF-8 path").to_string()
+}
+
+/// Data and status word of each response `opensc-tool -s` printed on stdout, in order.
+pub fn opensc_tool_responses(output: &str) -> Vec<(Vec<u8>, String)> {
+    let mut responses = Vec::new();
+    let mut lines = output.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(sw) = line.strip_prefix("Received (SW1=0x") else {
+            continue;
+        };
+        let sw =
+            format!("{}{}", &sw[..2], &sw[sw.find("SW2=0x").unwrap() + 6..][..2]).to_uppercase();
+        let mut dump = Vec::new();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("Sending") || next.starts_with("Received") || next.trim().is_empty()
+            {
+                break;
+            }
+            dump.push(next.to_string());
+            lines.next();
+        }
+        // Each line: up to 16 hex pairs, then as many characters. A dump of several lines
+        // pads the hex column of its last line to 48 characters; a single short line is not
+        // padded.
+        let mut data = Vec::new();
+        for line in &dump {
+            let width = if dump.len() > 1 {
+                48
+            } else {
+                3 * (line.chars().count() / 4)
+            };
+            let hex_part: String = line.chars().take(width).collect();
+            data.extend(hex_part.split_whitespace().map(|h| {
+                u8::from_str_radix(h, 16).unwrap_or_else(|_| panic!("not a hex byte in {line:?}"))
+            }));
+        }
+        responses.push((data, sw));
+    }
+    responses
+}

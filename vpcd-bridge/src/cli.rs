@@ -1,0 +1,216 @@
+//! The command line: every subcommand and option, parsed by clap. What each subcommand does
+//! is in its own module ([`crate::serve`], [`crate::sandbox`], [`crate::offline`]).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use emulator::Limits;
+use vpcd_bridge::Endpoint;
+
+/// An emulated CardContact SmartCard-HSM for pcscd's vpcd virtual reader.
+///
+/// The card keeps its state (PINs, keys, objects) in a redb database file, so it survives
+/// restarts like a real card. Point OpenSC at it as at a real SmartCard-HSM.
+#[derive(Parser)]
+#[command(name = "sc-hsm-emulator", version, about, long_about)]
+pub struct Cli {
+    /// More log output (-v: every APDU, -vv: everything). RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Ready-made cards.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Profile {
+    /// The card of the OpenSC wiki page's `pkcs15-tool -D` listing.
+    Demo,
+}
+
+/// How a new card is made: shared by `init`, `run` and `sandbox`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Making {
+    /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
+    /// commands give the same serial and keys. A card made with a seed needs it every time.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
+    /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
+    /// with certificates).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub profile: Option<Profile>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Insert the card into vpcd and serve it until SIGINT/SIGTERM.
+    ///
+    /// pcscd must run with the vsmartcard vpcd driver (Debian: pcscd, vsmartcard-vpcd).
+    /// The card reconnects whenever pcscd restarts.
+    Run(RunArgs),
+
+    /// Run COMMAND against the card in a private pcscd, then tear everything down.
+    ///
+    /// Starts pcscd with the vpcd driver and the card(s) in private namespaces (no system pcscd
+    /// is touched or needed), waits until the card is present, runs COMMAND with
+    /// PCSCLITE_CSOCK_NAME pointing at that pcscd, and exits with COMMAND's exit code:
+    ///
+    ///     sc-hsm-emulator sandbox -- pkcs11-tool -L
+    ///     sc-hsm-emulator sandbox --db card.redb -- ./run-my-pkcs11-tests.sh
+    ///
+    /// Without --db the card is a new one, thrown away afterwards. Runs as root, or as a
+    /// normal user where user namespaces are enabled. Needs pcscd, vsmartcard-vpcd,
+    /// util-linux and iproute2.
+    Sandbox(SandboxArgs),
+
+    /// Initialise a card offline, as `sc-hsm-tool --initialize` would through a reader.
+    ///
+    /// Creates the card if the database does not exist. Re-initialising an initialised card
+    /// needs its SO-PIN (a wrong one costs an SO-PIN try) and erases every key and object.
+    /// The card must not be running.
+    Init(InitArgs),
+
+    /// Write a portable snapshot of a card (versioned, checksummed) to FILE.
+    ///
+    /// The snapshot holds the card's keys as its database does: keep it as private (it is
+    /// written with mode 0600). `import` makes the same card (serial, keys, counters) again.
+    /// The card must not be running.
+    Export {
+        /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// The snapshot file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+
+    /// Make a card from a snapshot written by `export`; a damaged snapshot is refused.
+    Import {
+        /// Card database to create; it must not hold a card yet.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+
+        /// The snapshot file to read.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+    },
+
+    /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
+    ///
+    /// The card must not be running (its database is locked while it is).
+    Status {
+        /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+/// The options of `run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Card database; created (mode 0600) with a new card if it does not exist.
+    /// [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Where vpcd listens: slot 0 is port 35963, slot 1 is 35964.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:35963")]
+    pub vpcd: Endpoint,
+
+    /// Serve N cards from this one process: card i uses vpcd port PORT+i and its own
+    /// database (PATH for card 0, PATH with "-i" before the extension for the others).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub cards: u16,
+
+    /// Storage of each card in bytes: files and keys, 16 bytes per object on top.
+    /// A full card answers 6A84 (a real SmartCard-HSM 4K has about 76 KB).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().storage_bytes)]
+    pub storage: usize,
+
+    /// Largest file of each card, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_size)]
+    pub max_file_size: usize,
+
+    /// Most keys on each card, besides the device key.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_keys)]
+    pub max_keys: usize,
+
+    #[command(flatten)]
+    pub making: Making,
+    /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
+    /// status word and its meaning, duration. Never PINs, keys or other data.
+    /// With several cards, card i writes FILE with "-i" before the extension.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// As --trace, as JSON lines (one object per APDU).
+    #[arg(long, value_name = "FILE")]
+    pub trace_json: Option<PathBuf>,
+
+    /// Create this file once pcscd has seen every card (used by `sandbox`).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// The options of `sandbox`.
+#[derive(clap::Args, Debug)]
+pub struct SandboxArgs {
+    /// Card database to use (for example one made with `init`). [default: a new card]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub making: Making,
+
+    /// Write an APDU trace to FILE (see `run --trace`).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Write an APDU trace as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace_json: Option<PathBuf>,
+
+    /// Number of cards (vpcd slots 0..N-1; one pcscd has two).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub cards: u16,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// The options of `init`.
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Security officer PIN: 16 hexadecimal digits (8 bytes).
+    #[arg(long, value_name = "HEX16", default_value = "3537363231383830")]
+    pub so_pin: String,
+
+    /// User PIN: 6 to 16 characters.
+    #[arg(long, value_name = "PIN", default_value = "648219")]
+    pub pin: String,
+
+    /// Token label shown by PKCS#11 (without one, middleware shows "SmartCard-HSM").
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Number of DKEK shares to import later; 0 makes the card generate a DKEK; without
+    /// the option the card has no DKEK and cannot wrap keys.
+    #[arg(long, value_name = "N")]
+    pub dkek_shares: Option<u8>,
+
+    /// User PIN retry counter.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub pin_retry: u8,
+
+    #[command(flatten)]
+    pub making: Making,
+}

@@ -1,0 +1,261 @@
+//! A private pcscd with the vpcd driver, isolated from any other on the machine: what the
+//! `sandbox` subcommand and the conformance tests run their cards and clients against.
+//!
+//! pcscd's socket path is compiled in, so it runs in a mount namespace of its own, where
+//! `/run/pcscd` is a bind mount of a private directory; clients outside reach it through
+//! `PCSCLITE_CSOCK_NAME`. pcscd, vpcd's listeners and the emulators share a private network
+//! namespace (vpcd listens on all interfaces otherwise). `unshare` holds the namespaces; every
+//! process started here gets SIGKILL when the process that started it dies
+//! (`setpriv --pdeathsig`), so nothing outlives its owner. As a normal user, a user namespace
+//! maps the user to root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long pcscd may take to come up.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The TCP port vpcd listens on for `slot`.
+pub fn vpcd_port(slot: u16) -> u16 {
+    35963 + slot
+}
+
+/// The driver file of Debian's vsmartcard-vpcd.
+const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+
+/// Whether this process runs as root (else a user namespace is needed).
+pub fn is_root() -> bool {
+    // The owner of /proc/self is this process's effective user.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Polls `condition` every `pause` until it holds or `timeout` passes.
+pub fn poll(timeout: Duration, pause: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// A private pcscd in its own mount and network namespaces.
+pub struct PrivatePcscd {
+    dir: tempfile::TempDir,
+    /// `unshare`, which holds the namespaces (its child sleeps until killed).
+    holder: Child,
+    pcscd: Option<Child>,
+    user_namespace: bool,
+}
+
+impl PrivatePcscd {
+    /// Sets up the namespaces and starts pcscd with vpcd slots 0 and 1; returns once pcscd
+    /// answers on its socket. The working directory is made in `TMPDIR`, named `prefix...`.
+    pub fn start(prefix: &str) -> Result<PrivatePcscd, String> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| format!("cannot create a directory in the temporary directory: {e}"))?;
+        let run = dir.path().join("run");
+        let conf = dir.path().join("reader.conf.d");
+        for d in [&run, &conf] {
+            std::fs::create_dir(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        std::fs::write(
+            conf.join("vpcd"),
+            format!(
+                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x{:04X}\nLIBPATH {VPCD_DRIVER}\nCHANNELID 0x{:04X}\n",
+                vpcd_port(0),
+                vpcd_port(0)
+            ),
+        )
+        .map_err(|e| format!("cannot write the reader configuration: {e}"))?;
+        let user_namespace = !is_root();
+        // unshare enters the new namespaces itself; its child mounts the socket directory,
+        // brings up loopback and sleeps until killed.
+        let ready = dir.path().join("namespaces-ready");
+        let script = format!(
+            "set -e; mkdir -p /run/pcscd; mount --bind {run} /run/pcscd; ip link set lo up; \
+             : >{ready}; exec sleep infinity",
+            run = shell_quote(&run),
+            ready = shell_quote(&ready),
+        );
+        let log = |name: &str| {
+            std::fs::File::create(dir.path().join(name))
+                .map_err(|e| format!("cannot create the log {name}: {e}"))
+        };
+        let mut unshare = Command::new("setpriv");
+        unshare.args(["--pdeathsig", "SIGKILL", "unshare"]);
+        if user_namespace {
+            unshare.args(["--user", "--map-root-user"]);
+        }
+        let holder = unshare
+            .args([
+                "--mount",
+                "--net",
+                "--fork",
+                "--kill-child=SIGKILL",
+                "sh",
+                "-c",
+            ])
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log("namespaces.log")?)
+            .spawn()
+            .map_err(|e| format!("cannot start unshare (util-linux): {e}"))?;
+        let mut private = PrivatePcscd {
+            dir,
+            holder,
+            pcscd: None,
+            user_namespace,
+        };
+        let up = poll(READY_TIMEOUT, Duration::from_millis(1), || {
+            ready.exists() || matches!(private.holder.try_wait(), Ok(Some(_)))
+        });
+        if !up || !ready.exists() {
+            return Err(format!(
+                "setting up the namespaces failed (needs util-linux and iproute2{}):\n{}",
+                if user_namespace {
+                    ", and user namespaces for a normal user"
+                } else {
+                    ""
+                },
+                private.log("namespaces.log")
+            ));
+        }
+        private.start_pcscd()?;
+        Ok(private)
+    }
+
+    /// The working directory (logs, sockets; removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The socket clients reach this pcscd on (`PCSCLITE_CSOCK_NAME`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/pcscd.comm")
+    }
+
+    /// A command that runs inside the namespaces: the network namespace always (vpcd's
+    /// listeners), the mount namespace too when `mount` (pcscd's socket directory).
+    pub fn inside(&self, mount: bool) -> Command {
+        let holder = self.holder.id();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "SIGKILL", "nsenter"]);
+        if self.user_namespace {
+            cmd.arg(format!("--user=/proc/{holder}/ns/user"))
+                .arg("--preserve-credentials");
+        }
+        if mount {
+            cmd.arg(format!("--mount=/proc/{holder}/ns/mnt"));
+        }
+        cmd.arg(format!("--net=/proc/{holder}/ns/net"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// A command whose PC/SC client talks to this pcscd.
+    pub fn client(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("PCSCLITE_CSOCK_NAME", self.socket());
+        cmd
+    }
+
+    /// What one of the logs in the working directory says so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn start_pcscd(&mut self) -> Result<(), String> {
+        let run = self.dir.path().join("run");
+        let _ = std::fs::remove_file(run.join("pcscd.pid"));
+        let _ = std::fs::remove_file(run.join("pcscd.comm"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("pcscd.log"))
+            .map_err(|e| format!("cannot write the pcscd log: {e}"))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| format!("cannot write the pcscd log: {e}"))?;
+        let child = self
+            .inside(true)
+            .args(["pcscd", "--foreground"])
+            .args(std::env::var_os("SC_HSM_PCSCD_DEBUG").map(|_| "--debug"))
+            .arg("--config")
+            .arg(self.dir.path().join("reader.conf.d"))
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start pcscd: {e}"))?;
+        let pcscd = self.pcscd.insert(child);
+        let (socket, pid_file) = (run.join("pcscd.comm"), run.join("pcscd.pid"));
+        let mut exited = None;
+        let up = poll(READY_TIMEOUT, Duration::from_millis(1), || {
+            if let Ok(Some(status)) = pcscd.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            socket.exists() && pid_file.exists()
+        });
+        match (up, exited) {
+            (true, None) => Ok(()),
+            (_, Some(status)) => Err(format!(
+                "pcscd exited at start ({status}):\n{}",
+                self.log("pcscd.log")
+            )),
+            (false, None) => Err(format!(
+                "pcscd did not come up within {READY_TIMEOUT:?}:\n{}",
+                self.log("pcscd.log")
+            )),
+        }
+    }
+
+    /// Kills pcscd and starts a new one in the same namespaces; cards already running stay up
+    /// and must reconnect by themselves.
+    pub fn restart_pcscd(&mut self) -> Result<(), String> {
+        if let Some(mut pcscd) = self.pcscd.take() {
+            let _ = pcscd.kill();
+            let _ = pcscd.wait();
+        }
+        self.start_pcscd()
+    }
+}
+
+impl Drop for PrivatePcscd {
+    fn drop(&mut self) {
+        if let Some(mut pcscd) = self.pcscd.take() {
+            let _ = pcscd.kill();
+            let _ = pcscd.wait();
+        }
+        // Kill unshare's sleeping child first so that unshare reaps it and exits by itself
+        // (killing unshare first would leave the child to init as a zombie).
+        let holder = self.holder.id();
+        let children = std::fs::read_to_string(format!("/proc/{holder}/task/{holder}/children"))
+            .unwrap_or_default();
+        for child in children.split_whitespace() {
+            let _ = Command::new("kill")
+                .args(["-KILL", child])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if children.trim().is_empty() {
+            let _ = self.holder.kill();
+        }
+        let _ = self.holder.wait();
+    }
+}
+
+/// `s` quoted for `sh`.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
+}
