@@ -44,6 +44,20 @@ pub struct Making {
     pub profile: Option<Profile>,
 }
 
+/// APDU traces: shared by `run` and `sandbox`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Traces {
+    /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
+    /// status word and its meaning, duration. Never PINs, keys or other data.
+    /// With several cards, card i writes FILE with "-i" before the extension.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// As --trace, as JSON lines (one object per APDU).
+    #[arg(long, value_name = "FILE")]
+    pub trace_json: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Insert the card into vpcd and serve it until SIGINT/SIGTERM.
@@ -141,15 +155,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub making: Making,
-    /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
-    /// status word and its meaning, duration. Never PINs, keys or other data.
-    /// With several cards, card i writes FILE with "-i" before the extension.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
 
-    /// As --trace, as JSON lines (one object per APDU).
-    #[arg(long, value_name = "FILE")]
-    pub trace_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub traces: Traces,
 
     /// Create this file once pcscd has seen every card (used by `sandbox`).
     #[arg(long, value_name = "PATH", hide = true)]
@@ -166,13 +174,8 @@ pub struct SandboxArgs {
     #[command(flatten)]
     pub making: Making,
 
-    /// Write an APDU trace to FILE (see `run --trace`).
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-
-    /// Write an APDU trace as JSON lines to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub trace_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub traces: Traces,
 
     /// Number of cards (vpcd slots 0..N-1; one pcscd has two).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]

@@ -91,7 +91,11 @@ fn start_cards(
         run.args(["--profile", "demo"]);
     }
     let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
-    for (flag, file) in [("--trace", &args.trace), ("--trace-json", &args.trace_json)] {
+    let traces = [
+        ("--trace", &args.traces.trace),
+        ("--trace-json", &args.traces.trace_json),
+    ];
+    for (flag, file) in traces {
         if let Some(file) = file {
             run.arg(flag).arg(absolute(file));
         }

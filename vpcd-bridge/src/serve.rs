@@ -31,8 +31,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         if let (true, Some(Profile::Demo)) = (new, profile) {
             emulator::tools::profile::demo(&mut card)?;
         }
-        let text = args.trace.as_ref().map(|f| numbered(f, index));
-        let json = args.trace_json.as_ref().map(|f| numbered(f, index));
+        let text = args.traces.trace.as_ref().map(|f| numbered(f, index));
+        let json = args.traces.trace_json.as_ref().map(|f| numbered(f, index));
         card.set_tracer(tracer(text.as_deref(), json.as_deref())?);
         let endpoint = Endpoint {
             host: args.vpcd.host.clone(),

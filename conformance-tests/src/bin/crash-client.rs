@@ -17,21 +17,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use emulator::apdu::tlv;
+use emulator::crypto::rng::SeededRng;
+use emulator::model::pin::PinRef;
+use emulator::tools::host;
 
 const PIN: &[u8] = b"648219";
 const SO_PIN: &[u8] = b"57621880";
-const SELECT: [u8; 17] = [
-    0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
-    0x00,
-];
 
-struct Rng(u64);
+/// The client's choices: reproducible from the seed.
+struct Rng(SeededRng);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -72,7 +69,7 @@ impl Link {
                 match ctx.connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
                     Ok(card) => {
                         self.card = Some(card);
-                        if let Some((_, 0x9000)) = self.transmit(&SELECT) {
+                        if let Some((_, 0x9000)) = self.transmit(&host::select_application()) {
                             return true;
                         }
                     }
@@ -93,12 +90,14 @@ impl Link {
 use emulator::apdu::extended as ext;
 
 fn init_apdu() -> Vec<u8> {
-    let mut d = tlv::encode(0x80, &[0, 1]);
-    tlv::write(&mut d, 0x81, PIN);
-    tlv::write(&mut d, 0x82, SO_PIN);
-    tlv::write(&mut d, 0x91, &[3]);
-    tlv::write(&mut d, 0x92, &[1]);
-    ext([0x80, 0x50, 0, 0], &d)
+    host::Initialization {
+        options: 0x0001,
+        user_pin: PIN,
+        so_pin: SO_PIN,
+        user_pin_tries: 3,
+        dkek_shares: Some(1),
+    }
+    .apdu()
 }
 
 fn p256_request() -> Vec<u8> {
@@ -162,9 +161,7 @@ impl Client {
             reset.extend_from_slice(SO_PIN);
             self.link.transmit(&reset)?;
         }
-        let mut apdu = vec![0x00, 0x20, 0x00, 0x81, PIN.len() as u8];
-        apdu.extend_from_slice(PIN);
-        let (_, sw) = self.link.transmit(&apdu)?;
+        let (_, sw) = self.link.transmit(&host::verify(PinRef::User, PIN))?;
         Some(sw == 0x9000)
     }
 
@@ -308,10 +305,7 @@ impl Client {
             }
             60..=74 => {
                 // A wrong PIN (costs a try), then the right one (restores the counter).
-                let wrong = [
-                    0x00, 0x20, 0x00, 0x81, 0x06, b'0', b'0', b'0', b'0', b'0', b'0',
-                ];
-                self.link.transmit(&wrong)?;
+                self.link.transmit(&host::verify(PinRef::User, b"000000"))?;
                 self.login()?;
             }
             75..=84 if self.model.dkek_ready => {
@@ -366,7 +360,7 @@ fn main() {
             ctx: None,
             card: None,
         },
-        rng: Rng(seed | 1),
+        rng: Rng(SeededRng::new(seed, 0)),
         model: Model::default(),
         acks: 0,
         reconnects: 0,

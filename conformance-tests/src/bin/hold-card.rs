@@ -24,13 +24,7 @@ fn main() {
     let mut buf = [0u8; 300];
     while start.elapsed() < Duration::from_millis(millis) {
         let answer = tx
-            .transmit(
-                &[
-                    0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3,
-                    0x1F, 0x02, 0x01, 0x00,
-                ],
-                &mut buf,
-            )
+            .transmit(&emulator::tools::host::select_application(), &mut buf)
             .expect("transmit while holding");
         assert_eq!(&answer[answer.len() - 2..], &[0x90, 0x00]);
         apdus += 1;

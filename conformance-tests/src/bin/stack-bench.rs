@@ -17,6 +17,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use emulator::model::pin::PinRef;
+use emulator::tools::host;
 
 const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -103,15 +105,20 @@ fn bare_crypto(n: u32) -> [f64; 3] {
 
 /// Writes the file `data` to the card as the public data object "obj`i`".
 fn write_data_object(data: &Path, i: u32) {
-    let out = Command::new("pkcs11-tool")
+    let mut write = Command::new("pkcs11-tool");
+    write
         .args(["-l", "--pin", PIN, "--write-object"])
         .arg(data)
-        .args(["--type", "data", "--label", &format!("obj{i}")])
-        .output()
-        .unwrap();
+        .args(["--type", "data", "--label", &format!("obj{i}")]);
+    must(&mut write, &format!("writing obj{i}"));
+}
+
+/// Runs `command`; panics with its error output unless it succeeds.
+fn must(command: &mut Command, what: &str) {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "writing obj{i}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -353,24 +360,18 @@ fn main() {
     )
     .unwrap();
     std::env::set_var("SOFTHSM2_CONF", &conf);
-    let ok = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "bench",
-            "--so-pin",
-            "1234",
-            "--pin",
-            PIN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "softhsm2-util: {}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let mut init_token = Command::new("softhsm2-util");
+    init_token.args([
+        "--init-token",
+        "--free",
+        "--label",
+        "bench",
+        "--so-pin",
+        "1234",
+        "--pin",
+        PIN,
+    ]);
+    must(&mut init_token, "softhsm2-util");
 
     let mut sandbox = Sandbox::pcscd_only();
     let db = sandbox.db_path(0);
@@ -391,10 +392,8 @@ fn main() {
         sandbox.scratch().join("run/pcscd.comm"),
     );
 
-    let select: &[u8] = &[
-        0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02,
-        0x01, 0x00,
-    ];
+    let select = &host::select_application();
+    let verify = &host::verify(PinRef::User, PIN.as_bytes());
     let floor = apdu_round_trip(
         "Virtual PCD 00 01",
         &[&[0x00, 0x84, 0x00, 0x00, 0x08]],
@@ -402,13 +401,7 @@ fn main() {
     );
     let card_status = apdu_round_trip(
         "Virtual PCD 00 00",
-        &[
-            select,
-            &[
-                0x00, 0x20, 0x00, 0x81, 0x06, b'6', b'4', b'8', b'2', b'1', b'9',
-            ],
-            &[0x00, 0x20, 0x00, 0x81],
-        ],
+        &[select, verify, &[0x00, 0x20, 0x00, 0x81]],
         3000,
     );
 

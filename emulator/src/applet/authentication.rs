@@ -22,18 +22,14 @@ impl Card {
     ///
     /// Returns the record with its counter reset when right (not yet committed, so the caller
     /// can commit it with its own changes); `63Cx`/`6983` when wrong or blocked.
-    pub(super) fn check_pin(
-        &mut self,
-        which: PinRef,
-        candidate: &[u8],
-    ) -> Result<PinRecord, Status> {
+    pub(super) fn check_pin(&mut self, which: PinRef, value: &[u8]) -> Result<PinRecord, Status> {
         let record = self.pin_record(which)?;
         if record.is_blocked() {
             return Err(Status::AuthenticationBlocked);
         }
         let charged = record.with_try_used();
         self.commit(vec![Change::Pin(which, Some(charged.clone()))])?;
-        if record.matches(candidate) {
+        if record.matches(value) {
             Ok(charged.with_counter_reset())
         } else {
             self.session.set_verified(which, false);

@@ -83,19 +83,17 @@ impl Card {
             Change::Pin(PinRef::User, Some(user_record)),
             Change::Dkek(dkek),
         ];
+        // Everything but the device key and its certificates goes.
+        let files = self.state.files.keys().copied();
         batch.extend(
-            self.state
-                .files
-                .keys()
-                .filter(|fid| **fid != EF_DEVICE_CERTIFICATES)
-                .map(|fid| Change::DeleteFile(*fid)),
+            files
+                .filter(|fid| *fid != EF_DEVICE_CERTIFICATES)
+                .map(Change::DeleteFile),
         );
+        let keys = self.state.keys.keys().copied();
         batch.extend(
-            self.state
-                .keys
-                .keys()
-                .filter(|id| **id != DEVICE_KEY_ID)
-                .map(|id| Change::DeleteKey(*id)),
+            keys.filter(|id| *id != DEVICE_KEY_ID)
+                .map(Change::DeleteKey),
         );
         self.commit(batch)?;
         self.session.current_ef = None;

@@ -34,16 +34,19 @@ pub mod tag {
 /// The `7F49` public key of an EC key: OID, optionally the domain parameters, and the point.
 pub fn ec_public_key(oid: &[u8], point: &[u8], domain: Option<&Domain>) -> Vec<u8> {
     let mut inner = tlv::encode(0x06, oid);
-    if let Some(d) = domain {
-        tlv::write(&mut inner, 0x81, d.prime);
-        tlv::write(&mut inner, 0x82, d.a);
-        tlv::write(&mut inner, 0x83, d.b);
-        tlv::write(&mut inner, 0x84, d.generator);
-        tlv::write(&mut inner, 0x85, d.order);
-        tlv::write(&mut inner, 0x86, point);
-        tlv::write(&mut inner, 0x87, d.cofactor);
-    } else {
-        tlv::write(&mut inner, 0x86, point);
+    // The point (86) goes between the order (85) and the cofactor (87).
+    let (before_point, cofactor) = match domain.map(Domain::tagged) {
+        Some([prime, a, b, generator, order, cofactor]) => {
+            (vec![prime, a, b, generator, order], Some(cofactor))
+        }
+        None => (Vec::new(), None),
+    };
+    for (tag, value) in before_point {
+        tlv::write(&mut inner, tag, value);
+    }
+    tlv::write(&mut inner, 0x86, point);
+    if let Some((tag, value)) = cofactor {
+        tlv::write(&mut inner, tag, value);
     }
     tlv::encode(tag::PUBLIC_KEY, &inner)
 }
@@ -94,16 +97,8 @@ pub fn rsa_key_template(bits: u16) -> Vec<u8> {
 /// The `7F49` template of a GENERATE request for an EC key: explicit domain parameters, as
 /// OpenSC sends them.
 pub fn ec_key_template(curve: Curve) -> Vec<u8> {
-    let d = curve.domain();
     let mut inner = tlv::encode(0x06, OID_TA_ECDSA_SHA256);
-    for (tag, value) in [
-        (0x81, d.prime),
-        (0x82, d.a),
-        (0x83, d.b),
-        (0x84, d.generator),
-        (0x85, d.order),
-        (0x87, d.cofactor),
-    ] {
+    for (tag, value) in curve.domain().tagged() {
         tlv::write(&mut inner, tag, value);
     }
     tlv::encode(tag::PUBLIC_KEY, &inner)

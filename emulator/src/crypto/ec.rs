@@ -53,6 +53,21 @@ pub struct Domain {
     pub cofactor: &'static [u8],
 }
 
+impl Domain {
+    /// The parameters with the tags of a CV public key (`7F49`): prime `81`, a `82`, b `83`,
+    /// generator `84`, order `85`, cofactor `87`.
+    pub fn tagged(&self) -> [(u16, &'static [u8]); 6] {
+        [
+            (0x81, self.prime),
+            (0x82, self.a),
+            (0x83, self.b),
+            (0x84, self.generator),
+            (0x85, self.order),
+            (0x87, self.cofactor),
+        ]
+    }
+}
+
 /// Run a generic function of [`ops`] with the curve type matching `$curve`.
 macro_rules! with_curve {
     ($curve:expr, $func:ident($($arg:expr),* $(,)?)) => {

@@ -5,27 +5,16 @@ use sha2::Digest;
 /// Evaluates `$body` with `$d` as the digest type of `$hash` (a [`Hash`]).
 macro_rules! with_digest {
     ($hash:expr, $d:ident => $body:expr) => {
+        with_digest!(@arms $hash, $d, $body,
+            Sha1 => sha1::Sha1, Sha224 => sha2::Sha224, Sha256 => sha2::Sha256,
+            Sha384 => sha2::Sha384, Sha512 => sha2::Sha512)
+    };
+    (@arms $hash:expr, $d:ident, $body:expr, $($variant:ident => $digest:ty),*) => {
         match $hash {
-            $crate::crypto::hash::Hash::Sha1 => {
-                type $d = sha1::Sha1;
+            $($crate::crypto::hash::Hash::$variant => {
+                type $d = $digest;
                 $body
-            }
-            $crate::crypto::hash::Hash::Sha224 => {
-                type $d = sha2::Sha224;
-                $body
-            }
-            $crate::crypto::hash::Hash::Sha256 => {
-                type $d = sha2::Sha256;
-                $body
-            }
-            $crate::crypto::hash::Hash::Sha384 => {
-                type $d = sha2::Sha384;
-                $body
-            }
-            $crate::crypto::hash::Hash::Sha512 => {
-                type $d = sha2::Sha512;
-                $body
-            }
+            })*
         }
     };
 }

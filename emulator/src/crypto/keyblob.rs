@@ -133,6 +133,15 @@ fn take_field<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], BlobError> {
     Ok(value)
 }
 
+/// The next `N` length-prefixed fields.
+fn take_fields<'a, const N: usize>(input: &mut &'a [u8]) -> Result<[&'a [u8]; N], BlobError> {
+    let mut out = [&[][..]; N];
+    for field in &mut out {
+        *field = take_field(input)?;
+    }
+    Ok(out)
+}
+
 /// Big-endian bytes of `n`, left-padded with zeros to `len`.
 fn padded(n: &BoxedUint, len: usize) -> Zeroizing<Vec<u8>> {
     let bytes = Zeroizing::new(trimmed(n));
@@ -211,16 +220,25 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
     plain.resize(padded_len, 0);
     keys.encrypt_cbc(&mut plain);
 
+    let algorithms = key.policy.algorithms.as_deref().unwrap_or_default();
+    seal(keys, key_type, oid, algorithms, &plain)
+}
+
+/// The blob around `encrypted`: KCV, key type, default algorithm OID, allowed algorithms,
+/// empty access conditions and key OID, the encrypted key, and the MAC over all of it.
+fn seal(
+    keys: &KeyEncryptionKeys,
+    key_type: u8,
+    oid: &[u8],
+    algorithms: &[u8],
+    encrypted: &[u8],
+) -> Vec<u8> {
     let mut blob = keys.kcv.to_vec();
     blob.push(key_type);
-    put_field(&mut blob, oid);
-    put_field(
-        &mut blob,
-        key.policy.algorithms.as_deref().unwrap_or_default(),
-    );
-    put_field(&mut blob, &[]);
-    put_field(&mut blob, &[]);
-    blob.extend_from_slice(&plain);
+    for field in [oid, algorithms, &[], &[]] {
+        put_field(&mut blob, field);
+    }
+    blob.extend_from_slice(encrypted);
     let mac = keys.mac(&blob);
     blob.extend_from_slice(&mac);
     blob
@@ -238,16 +256,7 @@ pub fn seal_for_fuzzing(
     let mut body = plain.to_vec();
     body.resize(body.len().div_ceil(16).max(1) * 16, 0);
     keys.encrypt_cbc(&mut body);
-    let mut blob = keys.kcv.to_vec();
-    blob.push(key_type);
-    put_field(&mut blob, OID_EC);
-    put_field(&mut blob, algorithms);
-    put_field(&mut blob, &[]);
-    put_field(&mut blob, &[]);
-    blob.extend_from_slice(&body);
-    let mac = keys.mac(&blob);
-    blob.extend_from_slice(&mac);
-    blob
+    seal(keys, key_type, OID_EC, algorithms, &body)
 }
 
 /// Unwraps a blob into a key; KCV and MAC are checked before anything is decrypted.
@@ -267,10 +276,8 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
     }
     let key_type = authenticated[8];
     let mut rest = &authenticated[9..];
-    let _default_oid = take_field(&mut rest)?;
-    let algorithms = take_field(&mut rest)?.to_vec();
-    let _access_conditions = take_field(&mut rest)?;
-    let _key_oid = take_field(&mut rest)?;
+    let [_default_oid, algorithms, _access_conditions, _key_oid] = take_fields(&mut rest)?;
+    let algorithms = algorithms.to_vec();
     if rest.is_empty() || rest.len() % 16 != 0 {
         return Err(BlobError::Rejected);
     }
@@ -279,20 +286,13 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
     let mut fields = plain.get(10..).ok_or(BlobError::Rejected)?;
     let material = match key_type {
         TYPE_RSA => {
-            let d = take_field(&mut fields)?;
-            let n = take_field(&mut fields)?;
-            let e = take_field(&mut fields)?;
+            let [d, n, e] = take_fields(&mut fields)?;
             let key = rsa::from_components(n, e, d, &[]).ok_or(BlobError::Rejected)?;
             KeyMaterial::Rsa(Box::new(key))
         }
         TYPE_RSA_CRT => {
-            let _dp = take_field(&mut fields)?;
-            let _dq = take_field(&mut fields)?;
-            let p = take_field(&mut fields)?;
-            let _pq = take_field(&mut fields)?;
-            let q = take_field(&mut fields)?;
-            let n = take_field(&mut fields)?;
-            let e = take_field(&mut fields)?;
+            // dp, dq and the CRT coefficient follow from p, q and e.
+            let [_dp, _dq, p, _pq, q, n, e] = take_fields(&mut fields)?;
             let key = rsa::from_primes(p, q, e).ok_or(BlobError::Rejected)?;
             if trimmed(key.n().as_ref()) != trimmed(&boxed(n)) {
                 return Err(BlobError::Rejected);
@@ -300,13 +300,7 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
             KeyMaterial::Rsa(Box::new(key))
         }
         TYPE_EC => {
-            let a = take_field(&mut fields)?;
-            let b = take_field(&mut fields)?;
-            let prime = take_field(&mut fields)?;
-            let order = take_field(&mut fields)?;
-            let generator = take_field(&mut fields)?;
-            let d = take_field(&mut fields)?;
-            let q = take_field(&mut fields)?;
+            let [a, b, prime, order, generator, d, q] = take_fields(&mut fields)?;
             let curve = Curve::from_domain(prime, a, b, generator, order, None)
                 .ok_or(BlobError::Unsupported)?;
             // The scalar, left-padded to the order's length.

@@ -41,6 +41,11 @@ const NAME_PREFIX: &str = "ZZEM";
 /// The curve of real device keys.
 const DEVICE_CURVE: Curve = Curve::BrainpoolP256r1;
 
+/// CHAT role bytes of the chain: root CA, device issuer CA, device.
+const ROLE_ROOT: u8 = 0xC0;
+const ROLE_ISSUER: u8 = 0x80;
+const ROLE_DEVICE: u8 = 0x00;
+
 /// Makes a new card identity.
 pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
     let mut digits = [0u8; 7];
@@ -59,53 +64,40 @@ pub fn manufacture(rng: &mut dyn CardRng) -> Manufactured {
     let issuer_key = KeyRecord::generate_ec(DEVICE_CURVE, rng);
     let device_key = KeyRecord::generate_ec(DEVICE_CURVE, rng);
 
-    let sign = |signer: &KeyRecord, body: &[u8]| {
-        let signature = signer
-            .sign_ecdsa_sha256_plain(body)
+    // Each certificate: `holder`'s key certified by `signer` under the name `car`.
+    let certify = |signer: &KeyRecord, car: &str, holder: &KeyRecord, chr: &str, role: u8| {
+        let point = holder
+            .ec_public_point()
             .expect("freshly generated keys are valid");
-        cvc::certificate(body, &signature)
+        // Only the root carries the domain parameters (as real chains do).
+        let domain = (role == ROLE_ROOT).then(|| DEVICE_CURVE.domain());
+        let body = Body {
+            car,
+            public_key: &cvc::ec_public_key(OID_TA_ECDSA_SHA256, &point, domain.as_ref()),
+            chr,
+            role,
+            effective,
+            expiry: if role == ROLE_DEVICE {
+                device_expiry
+            } else {
+                root_expiry
+            },
+        }
+        .encode();
+        let signature = signer
+            .sign_ecdsa_sha256_plain(&body)
+            .expect("freshly generated keys are valid");
+        cvc::certificate(&body, &signature)
     };
-    let point = |key: &KeyRecord| {
-        key.ec_public_point()
-            .expect("freshly generated keys are valid")
-    };
-
-    let root_body = Body {
-        car: &root_chr,
-        public_key: &cvc::ec_public_key(
-            OID_TA_ECDSA_SHA256,
-            &point(&root_key),
-            Some(&DEVICE_CURVE.domain()),
-        ),
-        chr: &root_chr,
-        role: 0xC0,
-        effective,
-        expiry: root_expiry,
-    }
-    .encode();
-    let root_certificate = sign(&root_key, &root_body);
-
-    let issuer_body = Body {
-        car: &root_chr,
-        public_key: &cvc::ec_public_key(OID_TA_ECDSA_SHA256, &point(&issuer_key), None),
-        chr: &issuer_chr,
-        role: 0x80,
-        effective,
-        expiry: root_expiry,
-    }
-    .encode();
-    let issuer_certificate = sign(&root_key, &issuer_body);
-
-    let device_body = Body {
-        car: &issuer_chr,
-        public_key: &cvc::ec_public_key(OID_TA_ECDSA_SHA256, &point(&device_key), None),
-        chr: &device_chr,
-        role: 0x00,
-        effective,
-        expiry: device_expiry,
-    }
-    .encode();
-    let device_certificate = sign(&issuer_key, &device_body);
+    let root_certificate = certify(&root_key, &root_chr, &root_key, &root_chr, ROLE_ROOT);
+    let issuer_certificate = certify(&root_key, &root_chr, &issuer_key, &issuer_chr, ROLE_ISSUER);
+    let device_certificate = certify(
+        &issuer_key,
+        &issuer_chr,
+        &device_key,
+        &device_chr,
+        ROLE_DEVICE,
+    );
 
     let mut device_certificates = device_certificate;
     device_certificates.extend_from_slice(&issuer_certificate);
@@ -155,14 +147,7 @@ mod tests {
         let root =
             include_bytes!("../../../fixtures/real-card/cardcontact-root-DESRCACC100001.cvcert");
         let (cert, _) = cvc::decode(root).unwrap();
-        let p = DEVICE_CURVE.domain();
-        for (tag, value) in [
-            (0x81, p.prime),
-            (0x82, p.a),
-            (0x83, p.b),
-            (0x84, p.generator),
-            (0x85, p.order),
-        ] {
+        for (tag, value) in DEVICE_CURVE.domain().tagged().into_iter().take(5) {
             assert_eq!(
                 crate::apdu::tlv::find(cert.public_key, tag).unwrap(),
                 value,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{SO_PIN, USER_PIN};
+use crate::applet::command::Ins::{self, *};
 use crate::card::Card;
 use crate::crypto::rsa;
 use crate::model::dkek::Dkek;
@@ -93,7 +94,7 @@ pub fn check(
         )))
     };
     let (data, sw) = response.split_at(response.len().saturating_sub(2));
-    let ins = apdu.get(1).copied().unwrap_or(0);
+    let ins = apdu.get(1).copied().and_then(Ins::from_code);
     let ok = sw == [0x90, 0x00] || sw.first() == Some(&0x61) || sw == [0x62, 0x82];
 
     // 1. Retry counters rise only through a successful PIN command or (re)initialisation.
@@ -102,7 +103,13 @@ pub fn check(
         (before.so_tries, after.so_tries),
     ] {
         if let (Some(old), Some(new)) = (old, new) {
-            if new > old && !(ok && matches!(ins, 0x20 | 0x24 | 0x2C | 0x50)) {
+            if new > old
+                && !(ok
+                    && matches!(
+                        ins,
+                        Some(Verify | ChangeReferenceData | ResetRetryCounter | InitializeDevice)
+                    ))
+            {
                 return fail("a retry counter rose without a correct PIN");
             }
         }
@@ -114,7 +121,7 @@ pub fn check(
     }
     if before.user_tries == Some(0)
         && after.user_tries != Some(0)
-        && !(ok && matches!(ins, 0x2C | 0x50))
+        && !(ok && matches!(ins, Some(ResetRetryCounter | InitializeDevice)))
     {
         return fail("a blocked user PIN was unblocked");
     }
@@ -152,7 +159,7 @@ pub fn check(
     }
     // A non-final part of a chain (CLA bit 10) is acknowledged before anything runs.
     let chained = apdu.first().is_some_and(|cla| cla & 0x10 != 0);
-    if ok && ins == 0x46 && !chained {
+    if ok && ins == Some(GenerateKeyPair) && !chained {
         let id = apdu.get(2).copied().unwrap_or(0);
         let (Some(_), Some(request)) = (
             after.keys.get(&id),

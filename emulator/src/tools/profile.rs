@@ -79,6 +79,21 @@ fn der_integer(bytes: &[u8]) -> Vec<u8> {
     tlv::encode(0x02, &v)
 }
 
+/// rsaEncryption (1.2.840.113549.1.1.1), sha256WithRSAEncryption (1.2.840.113549.1.1.11),
+/// id-ecPublicKey (1.2.840.10045.2.1), ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
+const OID_RSA_ENCRYPTION: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+const OID_SHA256_WITH_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B];
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+const OID_ECDSA_WITH_SHA256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02];
+const DER_NULL: [u8; 2] = [0x05, 0x00];
+
+/// `30 { 06 oid, parameters }`
+fn algorithm_identifier(oid: &[u8], parameters: &[u8]) -> Vec<u8> {
+    let mut content = tlv::encode(0x06, oid);
+    content.extend_from_slice(parameters);
+    tlv::encode(0x30, &content)
+}
+
 fn bit_string(content: &[u8]) -> Vec<u8> {
     let mut v = vec![0x00];
     v.extend_from_slice(content);
@@ -157,51 +172,20 @@ pub fn demo(card: &mut Card) -> Result<(), String> {
                 let n = tlv::find(&public_key, 0x81).ok_or("no modulus")?;
                 let e = tlv::find(&public_key, 0x82).ok_or("no exponent")?;
                 let rsa = tlv::encode(0x30, &[der_integer(n), der_integer(e)].concat());
-                let algorithm = tlv::encode(
-                    0x30,
-                    &[
-                        tlv::encode(
-                            0x06,
-                            &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01],
-                        ),
-                        vec![0x05, 0x00],
-                    ]
-                    .concat(),
-                );
-                let sha256_rsa = tlv::encode(
-                    0x30,
-                    &[
-                        tlv::encode(
-                            0x06,
-                            &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B],
-                        ),
-                        vec![0x05, 0x00],
-                    ]
-                    .concat(),
-                );
+                let algorithm = algorithm_identifier(OID_RSA_ENCRYPTION, &DER_NULL);
                 (
                     tlv::encode(0x30, &[algorithm, bit_string(&rsa)].concat()),
-                    sha256_rsa,
+                    algorithm_identifier(OID_SHA256_WITH_RSA, &DER_NULL),
                     0x33,
                 )
             }
             Kind::Ec(curve) => {
                 let point = tlv::find(&public_key, 0x86).ok_or("no public point")?;
-                let algorithm = tlv::encode(
-                    0x30,
-                    &[
-                        tlv::encode(0x06, &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01]),
-                        tlv::encode(0x06, curve.oid()),
-                    ]
-                    .concat(),
-                );
-                let ecdsa_sha256 = tlv::encode(
-                    0x30,
-                    &tlv::encode(0x06, &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]),
-                );
+                let curve_oid = tlv::encode(0x06, curve.oid());
+                let algorithm = algorithm_identifier(OID_EC_PUBLIC_KEY, &curve_oid);
                 (
                     tlv::encode(0x30, &[algorithm, bit_string(point)].concat()),
-                    ecdsa_sha256,
+                    algorithm_identifier(OID_ECDSA_WITH_SHA256, &[]),
                     0x73,
                 )
             }
