@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use vpcd_bridge::private_pcscd::{vpcd_port, PrivatePcscd};
 
@@ -61,8 +60,51 @@ impl Sandbox {
         self.wait_for_card(1);
     }
 
-    /// Starts `program args` inside the sandbox's network namespace, logging to a file of its
-    /// own, as the process of `slot`.
+    /// Mounts a tmpfs of `kib` KiB on the scratch directory `name`, seen by the emulators (they
+    /// run in the sandbox's mount namespace) and by [`Sandbox::run_in_mounts`]; its path.
+    pub fn mount_tmpfs(&self, name: &str, kib: u32) -> PathBuf {
+        let dir = self.scratch().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = self
+            .pcscd
+            .inside(true)
+            .args([
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", text(&out));
+        dir
+    }
+
+    /// Runs `program args` inside the sandbox's mount namespace (to see a [`Sandbox::mount_tmpfs`]).
+    pub fn run_in_mounts(&self, program: &str, args: &[&str]) -> std::process::Output {
+        self.pcscd
+            .inside(true)
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `sc-hsm-emulator run` for `slot` on the database `db` with `extra_args`, and waits
+    /// until pcscd sees it.
+    pub fn insert_card_on(&mut self, slot: u8, db: &Path, extra_args: &[&str]) {
+        let vpcd = format!("127.0.0.1:{}", vpcd_port(u16::from(slot)));
+        let mut all = vec!["run", "-v", "--vpcd", &vpcd, "--db", db.to_str().unwrap()];
+        all.extend_from_slice(extra_args);
+        self.spawn(slot, "emulator", emulator_binary(), &all);
+        self.wait_for_card(slot);
+    }
+
+    /// Starts `program args` inside the sandbox's namespaces, logging to a file of its own, as
+    /// the process of `slot`.
     fn spawn(&mut self, slot: u8, name: &str, program: &Path, args: &[&str]) {
         let log = self
             .scratch()
@@ -70,7 +112,7 @@ impl Sandbox {
         let log_file = std::fs::File::create(&log).unwrap();
         let child = self
             .pcscd
-            .inside(false)
+            .inside(true)
             .arg(program)
             .args(args)
             .stdout(log_file.try_clone().unwrap())
@@ -179,23 +221,11 @@ impl Sandbox {
         self.insert_card(slot);
     }
 
-    /// Starts the emulator of `slot` again after it was killed. A card killed in the middle of
-    /// an APDU can leave Debian's vpcd 0.8 slot wedged (pcscd keeps reporting the dead card as
-    /// powered and never accepts the new connection); when the card is not back within a few
-    /// seconds, pcscd is restarted as well. Returns whether that was needed.
-    pub fn restart_killed_card(&mut self, slot: u8) -> bool {
-        self.spawn_emulator(slot, &["-v"]);
-        // A normal re-insertion is seen within about a second (pcscd polls every 0.4 s).
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(2) {
-            if self.card_present(slot) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.restart_pcscd();
-        self.wait_for_card(slot);
-        true
+    /// Starts the emulator of `slot` again after it was killed (also in the middle of an
+    /// APDU) and waits until pcscd sees it: the card clears a "present" state pcscd may keep
+    /// from the dead link by itself, with no restart of pcscd.
+    pub fn restart_killed_card(&mut self, slot: u8) {
+        self.insert_card(slot);
     }
 
     /// A command whose PC/SC client talks to this sandbox's pcscd.

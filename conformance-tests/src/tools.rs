@@ -7,6 +7,26 @@ use std::process::{Output, Stdio};
 use crate::{Sandbox, PIN, SO_PIN};
 
 impl Sandbox {
+    /// Runs the raw PC/SC client `client` (this crate's `pcsc-client`, passed as
+    /// `env!("CARGO_BIN_EXE_pcsc-client")`) with `apdus`, bounded by `timeout` so that a wedged
+    /// reader fails the test instead of hanging it; the answer to each APDU, in order.
+    pub fn raw_client(&self, client: &str, apdus: &[&str]) -> Vec<String> {
+        let mut args = vec!["20", client];
+        args.extend_from_slice(apdus);
+        let out = self.run("timeout", &args);
+        let text = text(&out);
+        assert!(
+            out.status.success(),
+            "the PC/SC client did not finish ({}): {text}\n{}",
+            out.status,
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(" -> ").map(|(_, answer)| answer.to_string()))
+            .collect()
+    }
+
     /// Runs `program args` and returns its output, whatever the exit status.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         self.command(program)

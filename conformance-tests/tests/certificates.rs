@@ -138,10 +138,11 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
             "-force",
         ],
     );
-    let certs = sandbox.ok("certutil", &["-L", "-d", &db, "-h", "all"]);
-    assert!(certs.contains("Certificate"), "{certs}");
+    // The PIN from a file: certutil would otherwise ask for it on /dev/tty.
     let pin_file = arg(dir, "pin.txt");
     std::fs::write(&pin_file, PIN).unwrap();
+    let certs = sandbox.ok("certutil", &["-L", "-d", &db, "-h", "all", "-f", &pin_file]);
+    assert!(certs.contains("Certificate"), "{certs}");
     let keys = sandbox.ok("certutil", &["-K", "-d", &db, "-h", "all", "-f", &pin_file]);
     assert!(keys.contains("rsa"), "{keys}");
 

@@ -388,3 +388,190 @@ fn the_demo_profile_is_the_card_of_the_wiki_listing() {
     // The wiki's PINs work.
     sandbox.ok("pkcs11-tool", &["--login", "--pin", PIN, "-O"]);
 }
+
+/// `status` and `export` only read: they work on a read-only filesystem, write nothing, and
+/// never make a card in an empty file; `init` makes its card private whatever the file's mode.
+#[test]
+fn status_and_export_only_read_and_a_new_card_is_always_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::pcscd_only();
+    let db = sandbox.scratch().join("card.redb");
+    let (ok, out) = emulator(&["init", "--db", db.to_str().unwrap(), "--label", "ro"]);
+    assert!(ok, "{out}");
+    let (_, expected) = emulator(&["status", "--db", db.to_str().unwrap()]);
+
+    // On a read-only filesystem (a tmpfs remounted ro, seen inside the sandbox's mounts).
+    let ro = sandbox.mount_tmpfs("ro", 1024);
+    let inside = ro.join("card.redb");
+    let copy = sandbox.run_in_mounts("cp", &[db.to_str().unwrap(), inside.to_str().unwrap()]);
+    assert!(copy.status.success(), "{}", text(&copy));
+    let remount = sandbox.run_in_mounts("mount", &["-o", "remount,ro", ro.to_str().unwrap()]);
+    assert!(remount.status.success(), "{}", text(&remount));
+    let binary = emulator_binary().to_str().unwrap();
+    let status = sandbox.run_in_mounts(binary, &["status", "--db", inside.to_str().unwrap()]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(text(&status), expected);
+    let snapshot = sandbox.scratch().join("from-ro.snapshot");
+    let export = sandbox.run_in_mounts(
+        binary,
+        &[
+            "export",
+            "--db",
+            inside.to_str().unwrap(),
+            "--out",
+            snapshot.to_str().unwrap(),
+        ],
+    );
+    assert!(export.status.success(), "{}", text(&export));
+
+    // An empty file holds no card, and reading it leaves it empty.
+    let empty = sandbox.scratch().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        vec!["status", "--db", empty.to_str().unwrap()],
+        vec![
+            "export",
+            "--db",
+            empty.to_str().unwrap(),
+            "--out",
+            "/dev/null",
+        ],
+    ] {
+        let (ok, out) = emulator(&args);
+        assert!(!ok && out.contains("holds no card"), "{args:?}: {out}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "{args:?}");
+    }
+    // init makes the card in it, with mode 0600.
+    let (ok, out) = emulator(&["init", "--db", empty.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let mode = std::fs::metadata(&empty).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// An export is private (0600, also over an existing 0644 file) and whole: on a full disk it
+/// fails and the previous file stays as it was.
+#[test]
+fn an_export_is_private_and_a_failed_one_keeps_the_previous_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::pcscd_only();
+    let db = sandbox.scratch().join("card.redb");
+    let (ok, out) = emulator(&["init", "--db", db.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let out_file = sandbox.scratch().join("backup.snapshot");
+    std::fs::write(&out_file, b"an older backup").unwrap();
+    std::fs::set_permissions(&out_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, out) = emulator(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let mode = std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::read(&out_file)
+        .unwrap()
+        .starts_with(b"SC-HSM-EMULATOR-SNAPSHOT"));
+
+    // A full disk: the export fails, the older backup is untouched.
+    let small = sandbox.mount_tmpfs("small", 64);
+    let backup = small.join("backup.snapshot");
+    let old = b"an older backup on a small disk".to_vec();
+    let put = format!(
+        "printf '%s' '{}' > {}",
+        String::from_utf8_lossy(&old),
+        backup.display()
+    );
+    assert!(sandbox.run_in_mounts("sh", &["-c", &put]).status.success());
+    let fill = format!("of={}", small.join("filler").display());
+    sandbox.run_in_mounts("dd", &["if=/dev/zero", &fill, "bs=1k"]);
+    let binary = emulator_binary().to_str().unwrap();
+    let export = sandbox.run_in_mounts(
+        binary,
+        &[
+            "export",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+    );
+    assert!(!export.status.success(), "{}", text(&export));
+    assert!(text(&export).contains("cannot write"), "{}", text(&export));
+    let kept = sandbox.run_in_mounts("cat", &[backup.to_str().unwrap()]);
+    assert_eq!(kept.stdout, old);
+    let listing = sandbox.run_in_mounts("ls", &["-A", small.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "backup.snapshot\nfiller\n"
+    );
+}
+
+/// An encrypted export holds nothing readable, imports only with its passphrase, and makes
+/// the same card.
+#[test]
+fn an_encrypted_export_imports_with_its_passphrase_only() {
+    let sandbox = Sandbox::pcscd_only();
+    let path = |name: &str| sandbox.scratch().join(name).to_str().unwrap().to_string();
+    let (db, copy, sealed, right, wrong) = (
+        path("card.redb"),
+        path("copy.redb"),
+        path("backup.sealed"),
+        path("right.pass"),
+        path("wrong.pass"),
+    );
+    std::fs::write(&right, "correct horse battery staple\n").unwrap();
+    std::fs::write(&wrong, "correct horse battery stapler\n").unwrap();
+    let (ok, out) = emulator(&["init", "--db", &db, "--label", "sealed"]);
+    assert!(ok, "{out}");
+    let (ok, out) = emulator(&[
+        "export",
+        "--db",
+        &db,
+        "--out",
+        &sealed,
+        "--encrypt",
+        "--passphrase-file",
+        &right,
+    ]);
+    assert!(ok, "{out}");
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert!(bytes.starts_with(b"SC-HSM-EMULATOR-ENCRYPTED-SNAPSHOT"));
+    assert!(
+        !bytes.windows(6).any(|w| w == b"sealed"),
+        "the label is readable"
+    );
+    let (ok, out) = emulator(&[
+        "import",
+        "--db",
+        &copy,
+        "--in",
+        &sealed,
+        "--passphrase-file",
+        &wrong,
+    ]);
+    assert!(
+        !ok && out.contains("does not open with this passphrase"),
+        "{out}"
+    );
+    assert!(
+        !std::path::Path::new(&copy).exists(),
+        "a refused import left a file"
+    );
+    let (ok, out) = emulator(&[
+        "import",
+        "--db",
+        &copy,
+        "--in",
+        &sealed,
+        "--passphrase-file",
+        &right,
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        emulator(&["status", "--db", &copy]).1,
+        emulator(&["status", "--db", &db]).1
+    );
+}

@@ -105,3 +105,95 @@ fn an_unprivileged_user_gets_a_sandbox_through_user_namespaces() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("SmartCard-HSM"), "{}", text(&out));
 }
+
+/// The temporary directory's sandbox directories, and the processes that mention it.
+fn left_behind(tmp: &std::path::Path) -> (usize, Vec<String>) {
+    let dirs = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("sc-hsm-sandbox-")
+        })
+        .count();
+    (dirs, processes_mentioning(tmp))
+}
+
+/// A sandbox running `sleep 600` as COMMAND in the private temporary directory `tmp`, started
+/// through `sh -c` (the returned parent) so that tests can also kill the parent; waits until
+/// COMMAND runs.
+fn sandbox_running_a_long_command(tmp: &std::path::Path) -> std::process::Child {
+    let marker = tmp.join("running");
+    let script = format!(
+        "exec {} sandbox -- sh -c 'touch {}; exec sleep 600'",
+        emulator_binary().display(),
+        marker.display()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .env("TMPDIR", tmp)
+        .spawn()
+        .unwrap();
+    conformance_tests::wait_until("the sandboxed command to run", || marker.exists());
+    child
+}
+
+#[test]
+fn a_sandbox_stopped_by_a_signal_passes_it_on_and_leaves_nothing_behind() {
+    for (signal, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sandbox = sandbox_running_a_long_command(tmp.path());
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &sandbox.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = sandbox.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        assert_eq!(left_behind(tmp.path()), (0, vec![]), "SIG{signal}");
+    }
+}
+
+#[test]
+fn a_sandbox_whose_parent_dies_tears_everything_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("running");
+    // The sandbox's parent is this shell; SIGKILL takes the shell and leaves the sandbox alone.
+    let script = format!(
+        "{} sandbox -- sh -c 'touch {}; exec sleep 600' & wait",
+        emulator_binary().display(),
+        marker.display()
+    );
+    let mut parent = Command::new("sh")
+        .args(["-c", &script])
+        .env("TMPDIR", tmp.path())
+        .spawn()
+        .unwrap();
+    conformance_tests::wait_until("the sandboxed command to run", || marker.exists());
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    conformance_tests::wait_until("the sandbox to tear down", || {
+        left_behind(tmp.path()) == (0, vec![])
+    });
+}
+
+#[test]
+fn the_directory_of_a_killed_sandbox_is_removed_by_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sandbox = sandbox_running_a_long_command(tmp.path());
+    sandbox.kill().unwrap();
+    sandbox.wait().unwrap();
+    // SIGKILL: the kernel takes pcscd, the card and the namespaces; the directory stays.
+    conformance_tests::wait_until("the killed sandbox's processes to end", || {
+        left_behind(tmp.path()).1.is_empty()
+    });
+    assert_eq!(left_behind(tmp.path()).0, 1);
+    let next = Command::new(emulator_binary())
+        .env("TMPDIR", tmp.path())
+        .args(["sandbox", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", text(&next));
+    assert_eq!(left_behind(tmp.path()), (0, vec![]));
+}

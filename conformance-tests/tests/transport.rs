@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use conformance_tests::{Sandbox, PIN, SO_PIN};
 
-/// vpcd sends each frame in two segments; without TCP_QUICKACK on the card's side every APDU
-/// waits ~40 ms for a delayed ACK (about 20 APDUs per second). This pins the fix: the rate is
-/// printed, and the assertion sits far below the measured figure and far above the stall.
+/// Hundreds of APDUs through pcscd + vpcd, each answered. The rate is printed; how fast the
+/// link is (TCP_QUICKACK against vpcd's two-segment frames, see `link.rs`) is measured by the
+/// stack bench, not asserted here.
 #[test]
-fn hundreds_of_apdus_per_second_through_pcscd() {
+fn hundreds_of_apdus_through_pcscd_are_each_answered() {
     let sandbox = Sandbox::start();
     const N: usize = 400;
     let mut args = vec![
@@ -26,10 +26,6 @@ fn hundreds_of_apdus_per_second_through_pcscd() {
     assert_eq!(out.matches("SW1=0x90, SW2=0x00").count(), N, "{out}");
     let rate = N as f64 / elapsed.as_secs_f64();
     println!("{N} APDUs through pcscd + vpcd in {elapsed:?}: {rate:.0} APDU/s");
-    assert!(
-        rate > 100.0,
-        "only {rate:.1} APDU/s: the 40 ms delayed-ACK stall is back?"
-    );
 }
 
 #[test]
@@ -154,4 +150,95 @@ fn a_second_emulator_on_the_same_database_is_refused_clearly() {
     );
     // The running card is unharmed.
     sandbox.ok("opensc-tool", &["-n"]);
+}
+
+const SELECT: &str = "00A404000BE82B0601040181C31F020100";
+const CLIENT: &str = env!("CARGO_BIN_EXE_pcsc-client");
+
+/// vpcd frames a 1-byte APDU exactly like its control messages (`00` power off, `01` on, `02`
+/// reset, `04` ATR). Each such APDU is answered `6700`, and no client of the reader blocks.
+#[test]
+fn one_byte_apdus_are_answered_6700_and_block_nothing() {
+    let sandbox = Sandbox::start();
+    let bytes = ["00", "01", "02", "03", "04", "05", "FF"];
+    let mut apdus = vec![SELECT];
+    apdus.extend_from_slice(&bytes);
+    apdus.push(SELECT);
+    let answers = sandbox.raw_client(CLIENT, &apdus);
+    assert_eq!(answers.len(), bytes.len() + 2, "{answers:?}");
+    for (byte, answer) in bytes.iter().zip(&answers[1..]) {
+        assert_eq!(answer, "6700", "{byte}");
+    }
+    for select in [&answers[0], &answers[bytes.len() + 1]] {
+        assert!(
+            select.starts_with("6F") && select.ends_with("9000"),
+            "{answers:?}"
+        );
+    }
+    // Another client of the same reader is served.
+    sandbox.ok("opensc-tool", &["-a"]);
+}
+
+/// An extended APDU longer than a vpcd frame (pcsc-lite accepts it) makes vpcd drop the link:
+/// the card comes back by itself, without a restart of the emulator or of pcscd.
+#[test]
+fn the_card_comes_back_by_itself_after_vpcd_drops_the_link() {
+    let sandbox = Sandbox::start();
+    let serial = sandbox.ok("pkcs15-tool", &["-D"]);
+    for len in ["x65536", "x65540", "x65548"] {
+        let answers = sandbox.raw_client(CLIENT, &[SELECT, len]);
+        assert!(answers[1].starts_with("ERROR"), "{len}: {answers:?}");
+        let dropped = Instant::now();
+        sandbox.wait_for_card(0);
+        println!(
+            "{len}: the card was back {:?} after the link dropped",
+            dropped.elapsed()
+        );
+        assert_eq!(sandbox.ok("pkcs15-tool", &["-D"]), serial);
+    }
+}
+
+/// A file larger than a vpcd frame can carry (`--max-file-size 65535`, what 2-byte offsets
+/// address): READ BINARY answers what fits in a frame and the rest waits behind `61xx` for GET
+/// RESPONSE; nothing hangs.
+#[test]
+fn an_answer_larger_than_a_vpcd_frame_waits_behind_61xx() {
+    let mut sandbox = Sandbox::pcscd_only();
+    sandbox.insert_card_with(0, &["--max-file-size", "65535"]);
+    conformance_tests::initialize(&sandbox, None);
+    let update = |offset: u16, byte: u8, len: usize| {
+        let data = format!(
+            "5402{offset:04X}5382{len:04X}{}",
+            format!("{byte:02X}").repeat(len)
+        );
+        format!("00D7CF0100{:04X}{data}", data.len() / 2)
+    };
+    let answers = sandbox.raw_client(
+        CLIENT,
+        &[
+            SELECT,
+            "0020008106363438323139",
+            &update(0, 0xAA, 60000),
+            &update(60000, 0xBB, 5535),
+            "00B1CF01000004540200000000",
+            "00C0000000",
+            "00C0000000",
+        ],
+    );
+    assert_eq!(answers[1..4], ["9000", "9000", "9000"]);
+    // 65,533 bytes of data (the frame's 65,535 with the status word), then 61 02.
+    let first = &answers[4];
+    assert_eq!(first.len(), 2 * 65_533 + 4);
+    assert!(first.ends_with("6102"), "{}", &first[first.len() - 4..]);
+    let mut content = first[..2 * 65_533].to_string();
+    content.push_str(
+        answers[5]
+            .strip_suffix("9000")
+            .expect("the rest, then 9000"),
+    );
+    assert_eq!(
+        content,
+        format!("{}{}", "AA".repeat(60000), "BB".repeat(5535))
+    );
+    assert_eq!(answers[6], "6985", "nothing more waits");
 }

@@ -152,7 +152,13 @@ impl Card {
 
     fn forget_session(&mut self) {
         self.session = Session::default();
-        self.layer = Layer::default();
+        self.layer.clear();
+    }
+
+    /// The most response data one answer may carry on this card's transport (vpcd: 65,533
+    /// bytes); a longer answer waits behind `61xx` for GET RESPONSE.
+    pub fn set_max_response_data(&mut self, max: usize) {
+        self.layer.set_max_data(max);
     }
 
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
@@ -217,22 +223,7 @@ impl Card {
     /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the
     /// command answers `6581`.
     pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), Status> {
-        self.commit_with(batch, false)
-    }
-
-    /// As [`Card::commit`], without waiting for the disk: only for changes whose loss in a
-    /// crash leaves the card safer (see [`Store::commit_relaxed`]).
-    pub(crate) fn commit_relaxed(&mut self, batch: Batch) -> Result<(), Status> {
-        self.commit_with(batch, true)
-    }
-
-    fn commit_with(&mut self, batch: Batch, relaxed: bool) -> Result<(), Status> {
-        let written = if relaxed {
-            self.store.commit_relaxed(&batch)
-        } else {
-            self.store.commit(&batch)
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.store.commit(&batch) {
             tracing::error!(error = %e, "commit failed; command refused with 6581");
             return Err(Status::MemoryFailure);
         }

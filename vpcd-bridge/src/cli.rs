@@ -97,9 +97,19 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
 
-        /// The snapshot file to write.
+        /// The snapshot file to write (mode 0600; replaced only once the new one is whole).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+
+        /// Encrypt the snapshot under a passphrase (Argon2id, XChaCha20-Poly1305), for backups
+        /// that leave the machine. The passphrase is asked for on the terminal, or read from
+        /// --passphrase-file.
+        #[arg(long)]
+        encrypt: bool,
+
+        /// Read the passphrase from the first line of FILE instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 
     /// Make a card from a snapshot written by `export`; a damaged snapshot is refused.
@@ -108,9 +118,14 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
 
-        /// The snapshot file to read.
+        /// The snapshot file to read (plain or encrypted).
         #[arg(long = "in", value_name = "FILE")]
         input: PathBuf,
+
+        /// The passphrase of an encrypted snapshot, from the first line of FILE instead of the
+        /// terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 
     /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
@@ -145,8 +160,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().storage_bytes)]
     pub storage: usize,
 
-    /// Largest file of each card, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_size)]
+    /// Largest file of each card, in bytes (at most 65535: files are addressed with 2-byte
+    /// offsets).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_size, value_parser = file_size)]
     pub max_file_size: usize,
 
     /// Most keys on each card, besides the device key.
@@ -216,4 +232,13 @@ pub struct InitArgs {
 
     #[command(flatten)]
     pub making: Making,
+}
+
+/// A `--max-file-size`: 1 to 65535 bytes.
+fn file_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=65_535) => Ok(n),
+        Ok(_) => Err("files are addressed with 2-byte offsets: at most 65535 bytes".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }

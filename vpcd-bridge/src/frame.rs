@@ -2,15 +2,24 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// What one frame from vpcd asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
+/// A vpcd control message (a 1-byte frame `00`, `01` or `02`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
     PowerOff,
     PowerOn,
     Reset,
-    GetAtr,
-    /// A control byte this bridge does not know; ignored, never answered.
-    UnknownControl(u8),
+}
+
+/// What one frame from vpcd is, as far as the frame alone tells. vpcd sends a 1-byte APDU
+/// exactly as it sends its control messages; the link tells them apart by what follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `00`, `01`, `02`: a control message, or a 1-byte APDU of that byte.
+    Control(Control),
+    /// `04`: the ATR request of a power-on or reset, a presence check, or a 1-byte APDU `04`.
+    AtrRequest,
+    /// Any other 1-byte payload: never a control message, so a 1-byte APDU.
+    ShortApdu(u8),
     Apdu(Vec<u8>),
 }
 
@@ -18,15 +27,18 @@ impl Request {
     /// Interprets one frame payload.
     pub fn from_payload(payload: Vec<u8>) -> Request {
         match payload.as_slice() {
-            [0x00] => Request::PowerOff,
-            [0x01] => Request::PowerOn,
-            [0x02] => Request::Reset,
-            [0x04] => Request::GetAtr,
-            [other] => Request::UnknownControl(*other),
+            [0x00] => Request::Control(Control::PowerOff),
+            [0x01] => Request::Control(Control::PowerOn),
+            [0x02] => Request::Control(Control::Reset),
+            [0x04] => Request::AtrRequest,
+            [other] => Request::ShortApdu(*other),
             _ => Request::Apdu(payload),
         }
     }
 }
+
+/// The largest payload of a frame: its length is two bytes.
+pub const MAX_PAYLOAD: usize = 0xFFFF;
 
 /// Encodes one frame: length and payload in one buffer, to be sent with one write.
 ///
@@ -79,10 +91,10 @@ pub fn fuzz_frames(data: &[u8]) {
         let mut reader = data;
         while let Ok(Some(payload)) = read(&mut reader, |_| {}).await {
             match Request::from_payload(payload) {
-                Request::PowerOff => card.power_off(),
-                Request::PowerOn => card.power_on(),
-                Request::Reset => card.reset(),
-                Request::GetAtr | Request::UnknownControl(_) => {}
+                Request::Control(Control::PowerOff) => card.power_off(),
+                Request::Control(Control::PowerOn) => card.power_on(),
+                Request::Control(Control::Reset) => card.reset(),
+                Request::AtrRequest | Request::ShortApdu(_) => {}
                 Request::Apdu(apdu) => {
                     let answer = card.transmit(&apdu);
                     assert!(answer.len() >= 2);
@@ -99,11 +111,21 @@ mod tests {
 
     #[test]
     fn control_bytes_and_apdus() {
-        assert_eq!(Request::from_payload(vec![0]), Request::PowerOff);
-        assert_eq!(Request::from_payload(vec![1]), Request::PowerOn);
-        assert_eq!(Request::from_payload(vec![2]), Request::Reset);
-        assert_eq!(Request::from_payload(vec![4]), Request::GetAtr);
-        assert_eq!(Request::from_payload(vec![9]), Request::UnknownControl(9));
+        assert_eq!(
+            Request::from_payload(vec![0]),
+            Request::Control(Control::PowerOff)
+        );
+        assert_eq!(
+            Request::from_payload(vec![1]),
+            Request::Control(Control::PowerOn)
+        );
+        assert_eq!(
+            Request::from_payload(vec![2]),
+            Request::Control(Control::Reset)
+        );
+        assert_eq!(Request::from_payload(vec![4]), Request::AtrRequest);
+        assert_eq!(Request::from_payload(vec![3]), Request::ShortApdu(3));
+        assert_eq!(Request::from_payload(vec![9]), Request::ShortApdu(9));
         assert_eq!(
             Request::from_payload(vec![0, 0xA4]),
             Request::Apdu(vec![0, 0xA4])
@@ -156,6 +178,22 @@ mod tests {
         // A stream that ends inside a frame is an error, not a silent end.
         let mut reader = tokio_test_reader(&[0, 5, 1, 2]);
         assert!(read(&mut reader, |_| {}).await.is_err());
+    }
+
+    /// The link re-arms TCP_QUICKACK through this hook (Linux clears it after each ACK): it runs
+    /// before the length and before the payload of every frame, the two segments vpcd sends.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_hook_runs_before_both_reads_of_every_frame() {
+        let calls = std::cell::Cell::new(0);
+        let bytes = [0u8, 2, 0x90, 0x00, 0, 1, 0x04];
+        let mut reader = &bytes[..];
+        for expected in [2, 4] {
+            read(&mut reader, |_| calls.set(calls.get() + 1))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(calls.get(), expected);
+        }
     }
 
     /// A reader that yields one byte per read call.

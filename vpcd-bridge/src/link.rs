@@ -1,14 +1,14 @@
 //! One card's link to vpcd: connect, serve frames, reconnect when pcscd goes away.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use emulator::Card;
 use socket2::SockRef;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::frame::{self, Request};
+use crate::frame::{self, Control, Request};
 
 /// Where a card's vpcd listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +46,39 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
-/// How long to wait before connecting again after vpcd was unreachable or went away.
-const RECONNECT_DELAY: Duration = Duration::from_millis(250);
+/// How long to wait before trying again while vpcd is not listening: from the first delay,
+/// doubled after each refused attempt, up to the last.
+const CONNECT_RETRY: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(250));
+
+/// How long to stay away after a link dropped or was bounced.
+const RECONNECT_DELAY: Duration = Duration::from_millis(20);
+
+/// Whether pcscd may still believe the card present from a link that is gone.
+///
+/// vpcd ejects a card whose link breaks (a frame that does not fit, a card killed in the
+/// middle of an APDU), but pcscd notices a removal only if a presence check finds no card. If
+/// the card is back before that check, pcscd keeps its old state, never powers the card up
+/// again and reports it absent to every client. The link then makes the next presence check
+/// fail once (closes the connection), so that pcscd sees the removal, and comes straight back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// A previous link was in use and dropped: bounce at the first presence check.
+    Likely,
+    /// A new process (a previous one may have died): bounce if pcscd checks presence and
+    /// powers nothing up within [`Waits::power_up`].
+    Possible,
+    /// Just bounced: never bounce again on this connection.
+    No,
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// vpcd closed it.
+    Closed,
+    /// The link closed it to make pcscd see the card removed (see [`Stale`]).
+    Bounced,
+}
 
 /// Keeps `card` connected to vpcd at `endpoint` until `shutdown` completes.
 ///
@@ -57,7 +88,7 @@ pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Out
     run_notifying(card, endpoint, shutdown, || {}).await
 }
 
-/// As [`run`]; `on_present` is called once, when pcscd first asks for the ATR (from then on
+/// As [`run`]; `on_present` is called once, when pcscd first powers the card up (from then on
 /// pcscd reports the card present).
 pub async fn run_notifying(
     card: &mut Card,
@@ -68,30 +99,42 @@ pub async fn run_notifying(
     let mut on_present = Some(on_present);
     tokio::pin!(shutdown);
     let mut announced_waiting = false;
+    let mut stale = Stale::Possible;
+    let mut retry = CONNECT_RETRY.0;
     loop {
         let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             result = connect => result,
         };
-        match stream {
+        let pause = match stream {
             Ok(stream) => {
                 announced_waiting = false;
+                retry = CONNECT_RETRY.0;
                 tracing::info!(%endpoint, serial = card.serial(), "card inserted into vpcd");
                 let outcome = tokio::select! {
                     _ = &mut shutdown => {
                         card.power_off();
                         break;
                     }
-                    outcome = serve(card, stream, &mut on_present) => outcome,
+                    outcome = serve_with(card, stream, &mut on_present, Waits::default(), stale) => outcome,
                 };
                 card.power_off();
-                match outcome {
-                    Ok(()) => tracing::info!(%endpoint, "vpcd closed the link; reconnecting"),
-                    Err(e) => {
-                        tracing::warn!(%endpoint, error = %e, "vpcd link failed; reconnecting")
+                stale = match outcome {
+                    Ok(Ended::Bounced) => {
+                        tracing::info!(%endpoint, "link bounced so that pcscd sees the card removed; reconnecting");
+                        Stale::No
                     }
-                }
+                    Ok(Ended::Closed) => {
+                        tracing::info!(%endpoint, "vpcd closed the link; reconnecting");
+                        Stale::Likely
+                    }
+                    Err(e) => {
+                        tracing::warn!(%endpoint, error = %e, "vpcd link failed; reconnecting");
+                        Stale::Likely
+                    }
+                };
+                RECONNECT_DELAY
             }
             Err(e) => {
                 if !announced_waiting {
@@ -100,15 +143,51 @@ pub async fn run_notifying(
                 } else {
                     tracing::trace!(%endpoint, error = %e, "vpcd still unreachable");
                 }
+                let pause = retry;
+                retry = (retry * 2).min(CONNECT_RETRY.1);
+                pause
             }
-        }
+        };
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     tracing::info!(%endpoint, "card link stopped");
 }
+
+/// How long the link waits to tell a 1-byte APDU from a vpcd control message of the same byte.
+///
+/// vpcd sends an APDU of one byte exactly as its control messages, and it waits for an answer
+/// only to an APDU. What follows tells them apart: a real power-on (`01`) or reset (`02`) is at
+/// once followed by its ATR request (`04`), and a real power-off (`00`) by the next presence
+/// check (`04`, every 0.4 s). Nothing follows an APDU until it is answered: vpcd holds the
+/// slot's lock meanwhile. So a `01`/`02` without an ATR request within
+/// [`Waits::atr_request`], or a `00` followed by nothing within [`Waits::after_power_off`], was
+/// an APDU and is answered `6700`. A `04` that follows no power-on or reset is a presence
+/// check or an APDU: both get `6700` (a presence check only needs an answer).
+///
+/// [`Waits::power_up`]: how long after its first presence check a pcscd that does not believe
+/// the card present powers it up (see [`Stale`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Waits {
+    pub atr_request: Duration,
+    pub after_power_off: Duration,
+    pub power_up: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Waits {
+        Waits {
+            atr_request: Duration::from_secs(1),
+            after_power_off: Duration::from_secs(3),
+            power_up: Duration::from_millis(1200),
+        }
+    }
+}
+
+/// The answer to a 1-byte APDU (and to presence checks): wrong length.
+const WRONG_LENGTH: [u8; 2] = [0x67, 0x00];
 
 /// Serves one connection until vpcd closes it.
 ///
@@ -118,59 +197,122 @@ pub async fn run_notifying(
 /// go out as one write with `TCP_NODELAY`.
 pub async fn serve(
     card: &mut Card,
+    stream: TcpStream,
+    on_present: &mut Option<impl FnOnce()>,
+) -> std::io::Result<Ended> {
+    serve_with(card, stream, on_present, Waits::default(), Stale::No).await
+}
+
+/// As [`serve`], with other [`Waits`] and a [`Stale`] state to clear.
+pub async fn serve_with(
+    card: &mut Card,
     mut stream: TcpStream,
     on_present: &mut Option<impl FnOnce()>,
-) -> std::io::Result<()> {
+    waits: Waits,
+    stale: Stale,
+) -> std::io::Result<Ended> {
     stream.set_nodelay(true)?;
+    // Every answer must fit a frame: longer response data waits behind 61xx.
+    card.set_max_response_data(frame::MAX_PAYLOAD - 2);
+    let quickack = |s: &TcpStream| {
+        // Best effort: a socket that refuses it only gets slower.
+        let _ = SockRef::from(s).set_tcp_quickack(true);
+    };
+    // A control byte whose meaning the next frame decides.
+    let mut pending: Option<Control> = None;
+    // Since when pcscd has checked presence without powering the card up on this link.
+    let mut unpowered_since: Option<Instant> = None;
+    let mut powered = false;
     loop {
-        let quickack = |s: &TcpStream| {
-            // Best effort: a socket that refuses it only gets slower.
-            let _ = SockRef::from(s).set_tcp_quickack(true);
+        let read = frame::read(&mut stream, quickack);
+        let next = match pending {
+            None => read.await?,
+            Some(control) => {
+                let wait = match control {
+                    Control::PowerOff => waits.after_power_off,
+                    Control::PowerOn | Control::Reset => waits.atr_request,
+                };
+                match tokio::time::timeout(wait, read).await {
+                    Ok(next) => next?,
+                    Err(_) => {
+                        // Nothing followed: vpcd is waiting for an answer to an APDU.
+                        tracing::debug!(?control, "a 1-byte APDU, not a control message");
+                        pending = None;
+                        send(&mut stream, &WRONG_LENGTH).await?;
+                        continue;
+                    }
+                }
+            }
         };
-        let Some(payload) = frame::read(&mut stream, quickack).await? else {
-            return Ok(());
+        let Some(payload) = next else {
+            return Ok(Ended::Closed);
         };
-        let answer = match Request::from_payload(payload) {
-            Request::PowerOff => {
-                tracing::debug!("power off");
-                card.power_off();
-                None
-            }
-            Request::PowerOn => {
-                tracing::debug!("power on");
-                card.power_on();
-                None
-            }
-            Request::Reset => {
-                tracing::debug!("reset");
-                card.reset();
-                None
-            }
-            Request::GetAtr => {
+        let request = Request::from_payload(payload);
+        match (pending.take(), &request) {
+            (Some(control @ (Control::PowerOn | Control::Reset)), Request::AtrRequest) => {
+                tracing::debug!(?control, "power event");
+                if control == Control::Reset {
+                    card.reset();
+                } else {
+                    card.power_on();
+                }
+                send(&mut stream, card.atr()).await?;
+                powered = true;
+                // pcscd now knows the card and reports it present.
                 if let Some(notify) = on_present.take() {
                     notify();
                 }
-                Some(card.atr().to_vec())
+                continue;
             }
-            Request::UnknownControl(byte) => {
-                tracing::warn!(byte, "unknown vpcd control byte ignored");
-                None
+            (Some(control), _) => {
+                // A frame came without waiting for an answer: the byte was a control message.
+                tracing::debug!(?control, "power event");
+                match control {
+                    Control::PowerOff => card.power_off(),
+                    Control::PowerOn => card.power_on(),
+                    Control::Reset => card.reset(),
+                }
+            }
+            (None, _) => {}
+        }
+        match request {
+            Request::Control(control) => pending = Some(control),
+            Request::AtrRequest if !powered => {
+                // A presence check before any power-up on this link.
+                let since = *unpowered_since.get_or_insert_with(Instant::now);
+                let bounce = match stale {
+                    Stale::Likely => true,
+                    Stale::Possible => since.elapsed() >= waits.power_up,
+                    Stale::No => false,
+                };
+                if bounce {
+                    return Ok(Ended::Bounced);
+                }
+                send(&mut stream, &WRONG_LENGTH).await?;
+            }
+            Request::AtrRequest | Request::ShortApdu(_) => {
+                send(&mut stream, &WRONG_LENGTH).await?;
             }
             Request::Apdu(mut apdu) => {
                 let answer = card.transmit(&apdu);
                 // The command may have carried a PIN or a DKEK share.
                 apdu.fill(0);
-                Some(answer)
+                send(&mut stream, &answer).await?;
             }
-        };
-        if let Some(answer) = answer {
-            match frame::encode(&answer) {
-                Some(bytes) => stream.write_all(&bytes).await?,
-                None => tracing::error!(
-                    len = answer.len(),
-                    "answer does not fit a vpcd frame; dropped"
-                ),
-            }
+        }
+    }
+}
+
+/// Sends one answer as one frame.
+async fn send(stream: &mut TcpStream, answer: &[u8]) -> std::io::Result<()> {
+    match frame::encode(answer) {
+        Some(bytes) => stream.write_all(&bytes).await,
+        None => {
+            // Cannot happen for the card's answers (capped above); never leave vpcd waiting.
+            tracing::error!(len = answer.len(), "answer does not fit a vpcd frame");
+            stream
+                .write_all(&frame::encode(&[0x6F, 0x00]).unwrap_or_default())
+                .await
         }
     }
 }
@@ -223,6 +365,8 @@ mod tests {
         let select = emulator::tools::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
         for round in 0..2 {
             let (mut vpcd, _) = listener.accept().await.unwrap();
+            // A power-on and its ATR request, as vpcd sends them.
+            send_frame(&mut vpcd, &[0x01]).await;
             send_frame(&mut vpcd, &[0x04]).await;
             assert_eq!(
                 recv_frame(&mut vpcd).await,
@@ -280,10 +424,90 @@ mod tests {
         let (mut vpcd, _) = listener.accept().await.unwrap();
         vpcd.write_all(&[0x00, 0x00]).await.unwrap();
         assert_eq!(recv_frame(&mut vpcd).await, vec![0x67, 0x00]);
+        send_frame(&mut vpcd, &[0x01]).await;
         send_frame(&mut vpcd, &[0x04]).await;
         assert_eq!(recv_frame(&mut vpcd).await, emulator::ATR.to_vec());
         stop_tx.send(()).unwrap();
         card_task.await.unwrap();
+    }
+
+    /// A 1-byte frame is a control message only if what follows says so; otherwise it was an
+    /// APDU and is answered 6700, and the card's session is untouched.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_byte_frames_are_told_apart_by_what_follows() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut vpcd = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (link, _) = listener.accept().await.unwrap();
+        let waits = Waits {
+            atr_request: Duration::from_millis(100),
+            after_power_off: Duration::from_millis(200),
+            power_up: Duration::from_secs(1),
+        };
+        let card_task = tokio::spawn(async move {
+            let mut card = memory_card();
+            let mut notified = Some(|| {});
+            serve_with(&mut card, link, &mut notified, waits, Stale::No).await
+        });
+        let select = emulator::tools::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
+        let verify_status = [0x00, 0x20, 0x00, 0x81];
+        send_frame(&mut vpcd, &[0x01]).await;
+        send_frame(&mut vpcd, &[0x04]).await;
+        assert_eq!(recv_frame(&mut vpcd).await, emulator::ATR.to_vec());
+        send_frame(&mut vpcd, &select).await;
+        assert!(recv_frame(&mut vpcd).await.ends_with(&[0x90, 0x00]));
+        // 1-byte APDUs: nothing follows them, so each is answered 6700 and the applet stays
+        // selected (VERIFY status answers 6A88, not 6D00).
+        for byte in [0x02, 0x01, 0x00, 0x03, 0x04, 0xFF] {
+            send_frame(&mut vpcd, &[byte]).await;
+            assert_eq!(recv_frame(&mut vpcd).await, vec![0x67, 0x00], "{byte:02X}");
+            send_frame(&mut vpcd, &verify_status).await;
+            assert_eq!(recv_frame(&mut vpcd).await, vec![0x6A, 0x88], "{byte:02X}");
+        }
+        // A real power-off, then vpcd's presence check: the session is gone.
+        send_frame(&mut vpcd, &[0x00]).await;
+        send_frame(&mut vpcd, &[0x04]).await;
+        assert_eq!(recv_frame(&mut vpcd).await, vec![0x67, 0x00]);
+        send_frame(&mut vpcd, &verify_status).await;
+        assert_eq!(recv_frame(&mut vpcd).await, vec![0x6D, 0x00]);
+        // A real reset and its ATR request.
+        send_frame(&mut vpcd, &[0x02]).await;
+        send_frame(&mut vpcd, &[0x04]).await;
+        assert_eq!(recv_frame(&mut vpcd).await, emulator::ATR.to_vec());
+        drop(vpcd);
+        card_task.await.unwrap().unwrap();
+    }
+
+    /// A link that may have left pcscd with a stale "present" closes at a presence check, so
+    /// that pcscd sees the card removed: at once after a drop, or when pcscd powers nothing up.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stale_present_state_is_cleared_by_one_failed_presence_check() {
+        let waits = Waits {
+            atr_request: Duration::from_millis(100),
+            after_power_off: Duration::from_millis(200),
+            power_up: Duration::from_millis(50),
+        };
+        for (stale, polls_answered) in [(Stale::Likely, 0), (Stale::Possible, 1)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut vpcd = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (link, _) = listener.accept().await.unwrap();
+            let card_task = tokio::spawn(async move {
+                let mut card = memory_card();
+                serve_with(&mut card, link, &mut Some(|| {}), waits, stale).await
+            });
+            for _ in 0..polls_answered {
+                send_frame(&mut vpcd, &[0x04]).await;
+                assert_eq!(recv_frame(&mut vpcd).await, vec![0x67, 0x00], "{stale:?}");
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            send_frame(&mut vpcd, &[0x04]).await;
+            let mut rest = Vec::new();
+            assert_eq!(vpcd.read_to_end(&mut rest).await.unwrap(), 0, "{stale:?}");
+            assert_eq!(card_task.await.unwrap().unwrap(), Ended::Bounced);
+        }
     }
 
     #[test]

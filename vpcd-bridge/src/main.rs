@@ -33,8 +33,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Run(args) => done(serve::run(args)),
         Command::Sandbox(args) => sandbox::run(args, cli.verbose),
         Command::Init(args) => done(offline::init(args)),
-        Command::Export { db, out } => done(offline::export(&db_path(db)?, &out)),
-        Command::Import { db, input } => done(offline::import(&db_path(db)?, &input)),
+        Command::Export {
+            db,
+            out,
+            encrypt,
+            passphrase_file,
+        } => {
+            let passphrase = encrypt.then_some(passphrase_file.as_deref());
+            done(offline::export(&db_path(db)?, &out, passphrase))
+        }
+        Command::Import {
+            db,
+            input,
+            passphrase_file,
+        } => done(offline::import(
+            &db_path(db)?,
+            &input,
+            passphrase_file.as_deref(),
+        )),
         Command::Status { db } => done(offline::status(&db_path(db)?)),
     }
 }

@@ -1,10 +1,9 @@
 //! The subcommands that work on a card database while no emulator serves it: `init`,
 //! `status`, `export`, `import`.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use emulator::{Card, RedbStore};
+use emulator::RedbStore;
 
 use crate::cli::{InitArgs, Making, Profile};
 use crate::{db_path, open_card};
@@ -40,40 +39,112 @@ pub fn status(path: &Path) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("no card database at {}", path.display()));
     }
-    // Status changes nothing and draws no randomness: seeded cards open too.
-    let store = RedbStore::open(path).map_err(|e| e.to_string())?;
-    let card = Card::open_with_rng(Box::new(store), emulator::crypto::rng::system())
-        .map_err(|e| e.to_string())?;
-    print!("{}", emulator::tools::report::Report::of(&card));
+    // Read only: nothing is written or created, seeded cards show too.
+    let state = RedbStore::read(path).map_err(|e| e.to_string())?;
+    if state.identity.is_none() {
+        return Err(format!("{} holds no card", path.display()));
+    }
+    let limit = emulator::Limits::default().storage_bytes;
+    print!(
+        "{}",
+        emulator::tools::report::Report::of_state(&state, limit)
+    );
     Ok(())
 }
 
-/// `export`: the card's snapshot in `out` (mode 0600).
-pub fn export(path: &Path, out: &Path) -> Result<(), String> {
+/// `export`: the card's snapshot in `out`, encrypted when `passphrase` is given (`Some(None)`:
+/// asked for on the terminal).
+pub fn export(path: &Path, out: &Path, passphrase: Option<Option<&Path>>) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("no card database at {}", path.display()));
     }
-    let snapshot = RedbStore::open(path)
-        .and_then(|s| s.snapshot())
-        .map_err(|e| e.to_string())?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(out)
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    std::io::Write::write_all(&mut file, &snapshot)
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let snapshot = RedbStore::snapshot_of(path).map_err(|e| e.to_string())?;
+    let bytes = match passphrase {
+        None => snapshot,
+        Some(file) => {
+            let passphrase = passphrase_from(file, true)?;
+            let sealed = emulator::store::encrypted::encrypt(
+                &snapshot,
+                passphrase.as_bytes(),
+                &mut *emulator::crypto::rng::system(),
+            )
+            .map_err(|e| e.to_string())?;
+            zeroize::Zeroizing::new(sealed)
+        }
+    };
+    write_private(out, &bytes)?;
     println!("Exported {} to {}", path.display(), out.display());
     Ok(())
 }
 
-/// `import`: a new card database from a snapshot; nothing is left behind when it is refused.
-pub fn import(path: &Path, input: &Path) -> Result<(), String> {
-    let snapshot = zeroize::Zeroizing::new(
+/// Writes `bytes` to `out` with mode 0600: into a new file beside it, synced, then renamed
+/// over `out`, so a failure (a full disk) leaves any previous `out` as it was.
+fn write_private(out: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| format!("cannot write {}: {e}", out.display());
+    let dir = match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    // tempfile makes the file with mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix(".sc-hsm-export-")
+        .tempfile_in(&dir)
+        .map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(out).map_err(|e| failed(e.error))?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(failed)
+}
+
+/// The passphrase: the first line of `file`, or asked for on the terminal (twice when
+/// `confirm`).
+fn passphrase_from(
+    file: Option<&Path>,
+    confirm: bool,
+) -> Result<zeroize::Zeroizing<String>, String> {
+    let passphrase = match file {
+        Some(file) => {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
+                    format!("cannot read the passphrase from {}: {e}", file.display())
+                })?);
+            zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
+        }
+        None => {
+            let ask = |prompt: &str| {
+                rpassword::prompt_password(prompt)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|e| format!("cannot ask for the passphrase (no terminal? use --passphrase-file): {e}"))
+            };
+            let first = ask("Passphrase: ")?;
+            if confirm && *ask("The passphrase again: ")? != *first {
+                return Err("the two passphrases differ".into());
+            }
+            first
+        }
+    };
+    if passphrase.is_empty() {
+        return Err("the passphrase is empty".into());
+    }
+    Ok(passphrase)
+}
+
+/// `import`: a new card database from a snapshot (plain or encrypted); nothing is left behind
+/// when it is refused.
+pub fn import(path: &Path, input: &Path, passphrase_file: Option<&Path>) -> Result<(), String> {
+    let file = zeroize::Zeroizing::new(
         std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?,
     );
+    let snapshot = if emulator::store::encrypted::is_encrypted(&file) {
+        let passphrase = passphrase_from(passphrase_file, false)?;
+        emulator::store::encrypted::decrypt(&file, passphrase.as_bytes())
+            .map_err(|e| e.to_string())?
+    } else {
+        file
+    };
     let existed = path.exists();
     let mut store = RedbStore::open(path).map_err(|e| e.to_string())?;
     if let Err(e) = store.restore(&snapshot) {

@@ -59,10 +59,18 @@ impl PrivatePcscd {
     /// Sets up the namespaces and starts pcscd with vpcd slots 0 and 1; returns once pcscd
     /// answers on its socket. The working directory is made in `TMPDIR`, named `prefix...`.
     pub fn start(prefix: &str) -> Result<PrivatePcscd, String> {
+        remove_stale(prefix);
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
             .map_err(|e| format!("cannot create a directory in the temporary directory: {e}"))?;
+        // Who owns the directory: a later start removes it if that process is gone.
+        let me = std::process::id();
+        std::fs::write(
+            dir.path().join(OWNER),
+            format!("{me} {}", start_time(me).unwrap_or(0)),
+        )
+        .map_err(|e| format!("cannot write in {}: {e}", dir.path().display()))?;
         let run = dir.path().join("run");
         let conf = dir.path().join("reader.conf.d");
         for d in [&run, &conf] {
@@ -252,6 +260,62 @@ impl Drop for PrivatePcscd {
             let _ = self.holder.kill();
         }
         let _ = self.holder.wait();
+    }
+}
+
+/// The file in a working directory that names the process owning it: `pid start-time`.
+const OWNER: &str = "owner";
+
+/// A process's start time (clock ticks after boot, `/proc/PID/stat` field 22), which tells a
+/// process from a later one with the same PID.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count from after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes the working directories (`prefix*` in the temporary directory) of processes that
+/// ended without removing theirs (killed with SIGKILL): they may hold a card's private keys.
+/// A directory without an owner file is removed once it is a minute old.
+fn remove_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mine = std::os::unix::fs::MetadataExt::uid(&meta)
+            == std::fs::metadata("/proc/self")
+                .map_or(u32::MAX, |m| std::os::unix::fs::MetadataExt::uid(&m));
+        if !meta.is_dir() || !mine {
+            continue;
+        }
+        let stale = match std::fs::read_to_string(path.join(OWNER)) {
+            Ok(owner) => {
+                let mut fields = owner.split_whitespace().map(|f| f.parse::<u64>().ok());
+                match (fields.next().flatten(), fields.next().flatten()) {
+                    (Some(pid), Some(started)) => {
+                        u32::try_from(pid).ok().and_then(start_time) != Some(started)
+                    }
+                    _ => true,
+                }
+            }
+            Err(_) => meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60)),
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 

@@ -1,11 +1,17 @@
 //! `sc-hsm-emulator sandbox -- COMMAND`: a private pcscd ([`PrivatePcscd`]) with the card(s) in
 //! its vpcd slots, COMMAND run against them, everything torn down after, COMMAND's exit code
 //! returned.
+//!
+//! Nothing outlives the sandbox: SIGTERM, SIGINT and SIGHUP are passed on to COMMAND (as
+//! `timeout` and `env` do) and then everything is torn down, as when the sandbox's parent dies;
+//! if the sandbox itself is killed, pcscd, the card and the namespaces get SIGKILL from the
+//! kernel and its directory is removed by the next sandbox.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use vpcd_bridge::private_pcscd::{poll, PrivatePcscd};
 
 use crate::cli::{Making, Profile, SandboxArgs};
@@ -13,10 +19,68 @@ use crate::cli::{Making, Profile, SandboxArgs};
 /// How long to wait for the card(s) to be present in pcscd.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a card may take to stop cleanly on SIGTERM before it gets SIGKILL.
+/// How long a process may take to stop on SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the sandbox looks whether its parent is still there.
+const PARENT_CHECK: Duration = Duration::from_millis(100);
+
 pub fn run(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(sandbox(args, verbose))
+}
+
+/// What ended the wait for something: the sandbox is to stop with this exit code.
+struct Interrupted(u8);
+
+/// SIGTERM, SIGINT, SIGHUP, and the death of the parent process.
+struct Stops {
+    signals: [(Signal, i32); 3],
+    parent: u32,
+}
+
+impl Stops {
+    fn new() -> Result<Stops, String> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"))
+        };
+        Ok(Stops {
+            signals: [
+                (install(SignalKind::terminate())?, 15),
+                (install(SignalKind::interrupt())?, 2),
+                (install(SignalKind::hangup())?, 1),
+            ],
+            parent: std::os::unix::process::parent_id(),
+        })
+    }
+
+    /// Completes with the signal number when a signal arrives or the parent dies (as SIGHUP).
+    async fn next(&mut self) -> i32 {
+        let [(term, t), (int, i), (hup, h)] = &mut self.signals;
+        let parent = self.parent;
+        let orphaned = async {
+            let mut check = tokio::time::interval(PARENT_CHECK);
+            loop {
+                check.tick().await;
+                if std::os::unix::process::parent_id() != parent {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => *t,
+            _ = int.recv() => *i,
+            _ = hup.recv() => *h,
+            _ = orphaned => 1,
+        }
+    }
+}
+
+async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
+    let mut stops = Stops::new()?;
     let program = args
         .command
         .first()
@@ -29,42 +93,110 @@ pub fn run(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
         .map(absolute)
         .unwrap_or_else(|| pcscd.dir().join("card.redb"));
     let ready = pcscd.dir().join("cards-ready");
-    let mut card = Card(start_cards(&pcscd, &args, verbose, &db, &ready)?);
+    let mut card = Stoppable(start_cards(&pcscd, &args, verbose, &db, &ready)?);
 
-    let mut exited = None;
-    let present = poll(READY_TIMEOUT, Duration::from_millis(1), || {
-        exited = card.0.try_wait().ok().flatten();
-        ready.exists() || exited.is_some()
-    });
-    if let Some(status) = exited {
-        return Err(format!(
-            "the card did not start ({status}):\n{}",
-            pcscd.log("emulator.log").trim_end()
-        ));
+    let started = Instant::now();
+    let waiting = async {
+        loop {
+            if let Ok(Some(status)) = card.0.try_wait() {
+                return Err(format!(
+                    "the card did not start ({status}):\n{}",
+                    pcscd.log("emulator.log").trim_end()
+                ));
+            }
+            if ready.exists() {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(format!(
+                    "the card was not present in pcscd within {READY_TIMEOUT:?}\n--- pcscd ---\n{}\n--- card ---\n{}",
+                    pcscd.log("pcscd.log").trim_end(),
+                    pcscd.log("emulator.log").trim_end()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::select! {
+        ready = waiting => ready?,
+        signal = stops.next() => return Ok(stopped_by(signal)),
     }
-    if !present {
-        return Err(format!(
-            "the card was not present in pcscd within {READY_TIMEOUT:?}\n--- pcscd ---\n{}\n--- card ---\n{}",
-            pcscd.log("pcscd.log").trim_end(),
-            pcscd.log("emulator.log").trim_end()
-        ));
-    }
-    // pcscd asked for the ATR: it reports the card present from its next status change on.
-    let status = pcscd
-        .client(program)
-        .args(&args.command[1..])
-        .status()
-        .map_err(|e| format!("cannot run {program}: {e}"));
+
+    // pcscd has powered the card up: it reports it present to every client from now on.
+    let status = match run_command(&pcscd, program, &args.command[1..], &mut stops).await {
+        Ok(status) => status,
+        Err(Interrupted(code)) => {
+            card.stop();
+            return Ok(ExitCode::from(code));
+        }
+    };
     card.stop();
     if verbose > 0 {
         eprint!("{}", pcscd.log("emulator.log"));
     }
-    let status = status?;
-    // COMMAND's exit code becomes ours (128 + signal if it was killed).
-    let code = status.code().unwrap_or_else(|| {
-        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-    });
-    Ok(ExitCode::from(code as u8))
+    status.map(ExitCode::from)
+}
+
+/// The exit code after signal `n`: 128 + n.
+fn stopped_by(signal: i32) -> ExitCode {
+    ExitCode::from(128 + signal as u8)
+}
+
+/// Runs COMMAND against the private pcscd; its exit code (as `env` gives it: 127 if it was not
+/// found, 126 if it cannot be run, 128 + the signal that killed it). A signal to the sandbox is
+/// passed on to COMMAND, which is then given [`STOP_TIMEOUT`] to end.
+async fn run_command(
+    pcscd: &PrivatePcscd,
+    program: &str,
+    args: &[String],
+    stops: &mut Stops,
+) -> Result<Result<u8, String>, Interrupted> {
+    let mut command = tokio::process::Command::from(pcscd.client(program));
+    command.args(args).kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            };
+            eprintln!("sc-hsm-emulator: cannot run {program}: {e}");
+            return Ok(Ok(code));
+        }
+    };
+    let signal = tokio::select! {
+        status = child.wait() => {
+            return Ok(status
+                .map(|s| exit_code(&s))
+                .map_err(|e| format!("waiting for {program}: {e}")));
+        }
+        signal = stops.next() => signal,
+    };
+    if let Some(pid) = child.id() {
+        send_signal(pid, signal);
+        if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+    Err(Interrupted(128 + signal as u8))
+}
+
+fn exit_code(status: &std::process::ExitStatus) -> u8 {
+    match status.code() {
+        Some(code) => code as u8,
+        None => 128 + std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0) as u8,
+    }
+}
+
+/// Sends signal number `signal` to process `pid`.
+fn send_signal(pid: u32, signal: i32) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Starts `sc-hsm-emulator run` with the sandbox's card(s) inside the private network.
@@ -112,19 +244,16 @@ fn start_cards(
 }
 
 /// The card process; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Card(Child);
+struct Stoppable(Child);
 
-impl Card {
+impl Stoppable {
     /// Stops the card cleanly (its database closes), or kills it after [`STOP_TIMEOUT`].
     fn stop(&mut self) {
         if let Ok(Some(_)) = self.0.try_wait() {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        if !poll(STOP_TIMEOUT, Duration::from_millis(2), || {
+        send_signal(self.0.id(), 15);
+        if !poll(STOP_TIMEOUT, Duration::from_millis(1), || {
             matches!(self.0.try_wait(), Ok(Some(_)))
         }) {
             let _ = self.0.kill();
@@ -133,7 +262,7 @@ impl Card {
     }
 }
 
-impl Drop for Card {
+impl Drop for Stoppable {
     fn drop(&mut self) {
         self.stop();
     }

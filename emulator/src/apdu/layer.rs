@@ -11,12 +11,23 @@ use crate::applet::command::Ins;
 const MAX_CHAINED_DATA: usize = 65_536;
 
 /// The transmission state of one card session; power events and a malformed APDU clear it.
-#[derive(Default)]
 pub(crate) struct Layer {
     /// Data of the non-final commands of a chain, and the header they share.
     chain: Option<Chain>,
     /// Response bytes not yet fetched with GET RESPONSE.
     pending: Vec<u8>,
+    /// The most response data the transport carries in one answer.
+    max_data: usize,
+}
+
+impl Default for Layer {
+    fn default() -> Layer {
+        Layer {
+            chain: None,
+            pending: Vec::new(),
+            max_data: super::MAX_LE,
+        }
+    }
 }
 
 struct Chain {
@@ -33,6 +44,20 @@ pub(crate) enum Incoming {
 }
 
 impl Layer {
+    /// Limits every answer to `max_data` bytes of data (the transport's frame): the rest of a
+    /// longer answer waits behind `61xx`.
+    pub fn set_max_data(&mut self, max_data: usize) {
+        self.max_data = max_data.max(1);
+    }
+
+    /// Forgets the session (power events), keeping the transport's limit.
+    pub fn clear(&mut self) {
+        *self = Layer {
+            max_data: self.max_data,
+            ..Layer::default()
+        };
+    }
+
     /// A malformed APDU: pending response data is lost, as after any other command.
     pub fn malformed(&mut self) {
         self.pending.clear();
@@ -105,10 +130,13 @@ impl Layer {
     /// Le absent means Ne = 0 (ISO 7816-4): the command is carried out and answers its status
     /// word without data. OpenSC sends UNWRAP KEY this way and cannot take data in return;
     /// hosts that send GENERATE without Le read the result from `CExx` instead.
+    /// An answer longer than the transport carries is cut the same way, whatever its status.
     pub fn respond(&mut self, ne: usize, mut response: Response) -> Response {
-        if response.data.len() > ne && response.status == Status::Success {
-            let rest = response.data.split_off(ne);
-            if ne > 0 {
+        let limit = ne.min(self.max_data);
+        let len = response.data.len();
+        if len > limit && (response.status == Status::Success || len > self.max_data) {
+            let rest = response.data.split_off(limit);
+            if limit > 0 {
                 self.pending = rest;
                 response.status = Status::MoreData(self.pending.len());
             }
@@ -123,7 +151,11 @@ impl Layer {
         if self.pending.is_empty() {
             return Status::ConditionsNotSatisfied.into();
         }
-        let n = command.le.unwrap_or(256).min(self.pending.len());
+        let n = command
+            .le
+            .unwrap_or(256)
+            .min(self.pending.len())
+            .min(self.max_data);
         let rest = self.pending.split_off(n);
         let data = std::mem::replace(&mut self.pending, rest);
         let status = if self.pending.is_empty() {

@@ -5,6 +5,7 @@
 //! keep the same records ([`record`]); [`snapshot`] is the portable export of them.
 
 mod database;
+pub mod encrypted;
 mod memory;
 pub(crate) mod record;
 pub(crate) mod snapshot;
@@ -52,13 +53,6 @@ pub trait Store: Send {
     fn load(&mut self) -> Result<CardState, StoreError>;
     /// Makes all `changes` durable together, or none of them.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
-
-    /// Applies `changes` together without waiting for them to reach the disk: a crash may
-    /// lose them (all together). Only for writes whose loss leaves the card safer, such as
-    /// restoring a PIN's retry counter after the right PIN.
-    fn commit_relaxed(&mut self, changes: &[Change]) -> Result<(), StoreError> {
-        self.commit(changes)
-    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,15 @@ pub(crate) fn write(changes: &[Change], tables: &mut impl Tables) -> Result<(), 
     Ok(())
 }
 
+/// Every name of a meta record, as `&'static str` (what [`Slot::Meta`] holds); `None` for a
+/// name no version of the format writes.
+pub(crate) fn meta_name(name: &str) -> Option<&'static str> {
+    const NAMES: [&str; 7] = [
+        "format", "identity", "config", "pin.user", "pin.so", "dkek", "seed",
+    ];
+    NAMES.into_iter().find(|n| *n == name)
+}
+
 fn pin_slot(which: PinRef) -> &'static str {
     match which {
         PinRef::User => "pin.user",

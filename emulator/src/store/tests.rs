@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use redb::ReadableTable;
+
 use super::*;
 use crate::model::dkek::Dkek;
 use crate::model::key::KeyRecord;
@@ -126,4 +128,93 @@ fn unknown_format_is_refused() {
     let mut store = MemoryStore::default();
     store.lock().meta.insert("format".into(), vec![99]);
     assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
+}
+
+/// A store of the sample card at `path`, closed again.
+fn sample_database(path: &std::path::Path) {
+    let mut store = RedbStore::open(path).unwrap();
+    store.commit(&sample_changes()).unwrap();
+}
+
+/// Changes the file at `path` directly through redb, as damage would.
+fn tamper(path: &std::path::Path, change: impl FnOnce(&redb::WriteTransaction)) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    change(&txn);
+    txn.commit().unwrap();
+}
+
+const FILES: redb::TableDefinition<u16, &[u8]> = redb::TableDefinition::new("files");
+const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+fn refusal(path: &std::path::Path) -> String {
+    match RedbStore::open(path).and_then(|mut s| s.load()) {
+        Err(StoreError::Corrupt(why)) => why,
+        other => panic!("expected a damaged database, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_damaged_value_is_named_and_the_card_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    sample_database(&path);
+    tamper(&path, |txn| {
+        let mut files = txn.open_table(FILES).unwrap();
+        let mut value = files.get(0x2F03).unwrap().unwrap().value().to_vec();
+        value[9] ^= 0x01;
+        files.insert(0x2F03, value.as_slice()).unwrap();
+    });
+    assert_eq!(
+        refusal(&path),
+        "the record of file 2F03 fails its integrity check"
+    );
+    // Reading only says the same, and writes nothing.
+    let before = std::fs::read(&path).unwrap();
+    assert!(matches!(RedbStore::read(&path), Err(StoreError::Corrupt(w)) if w.contains("2F03")));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_record_under_another_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    sample_database(&path);
+    tamper(&path, |txn| {
+        let mut files = txn.open_table(FILES).unwrap();
+        let value = files.remove(0x2F03).unwrap().unwrap().value().to_vec();
+        files.insert(0x9303, value.as_slice()).unwrap();
+    });
+    assert_eq!(
+        refusal(&path),
+        "the record of file 9303 fails its integrity check"
+    );
+}
+
+#[test]
+fn a_lost_record_is_found_by_the_census() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    sample_database(&path);
+    tamper(&path, |txn| {
+        txn.open_table(META).unwrap().remove("pin.user").unwrap();
+    });
+    assert!(
+        refusal(&path).starts_with("records are missing or were added"),
+        "{}",
+        refusal(&path)
+    );
+}
+
+#[test]
+fn an_unknown_record_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    sample_database(&path);
+    tamper(&path, |txn| {
+        let mut meta = txn.open_table(META).unwrap();
+        let value = meta.remove("pin.user").unwrap().unwrap().value().to_vec();
+        meta.insert("pin.usfr", value.as_slice()).unwrap();
+    });
+    assert_eq!(refusal(&path), "an unknown record \"pin.usfr\" is stored");
 }

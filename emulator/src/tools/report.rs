@@ -11,7 +11,7 @@ use crate::model::dkek::{kcv, Dkek};
 use crate::model::key::{KeyMaterial, DEVICE_KEY_ID};
 use crate::model::objects;
 use crate::model::pin::PinRecord;
-use crate::model::FileEntry;
+use crate::model::{CardState, FileEntry};
 
 /// One object on the card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,11 @@ fn first_label(der: &[u8]) -> Option<String> {
 
 impl Report {
     pub fn of(card: &Card) -> Report {
-        let state = card.state();
+        Report::of_state(card.state(), card.limits().storage_bytes)
+    }
+
+    /// The report of a card's stored state (read without opening the card).
+    pub fn of_state(state: &CardState, storage_limit: usize) -> Report {
         let pin = |p: Option<&PinRecord>| p.map(|p| (p.tries_left, p.max_tries));
         let dkek = match &state.dkek {
             Dkek::Absent => "none (key wrapping disabled)".to_string(),
@@ -131,7 +135,11 @@ impl Report {
             });
         }
         Report {
-            serial: card.serial().to_string(),
+            serial: state
+                .identity
+                .as_ref()
+                .map_or("", |i| i.serial())
+                .to_string(),
             version: applet::VERSION,
             initialized: state.config.is_some(),
             user_pin: pin(state.user_pin.as_ref()),
@@ -139,7 +147,7 @@ impl Report {
             dkek,
             objects,
             storage_used: state.storage_used(),
-            storage_limit: card.limits().storage_bytes,
+            storage_limit,
         }
     }
 }

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::hex;
 use crate::apdu::Status;
 use crate::applet::command::{Request, Target, Unblock};
+use crate::applet::AID;
 use crate::crypto::Algorithm;
 
 /// Where a card sends its trace events.
@@ -47,7 +47,11 @@ fn file(target: Target) -> String {
 /// What a parsed command's parameters say: P1-P2, the file and offset, never command data.
 pub(crate) fn describe(request: &Request<'_>) -> String {
     match request {
-        Request::SelectApplication { aid, .. } => format!("by AID {}", hex::encode(aid)),
+        // Which application, never the AID a client sent.
+        Request::SelectApplication { aid, .. } if *aid == AID => "by AID, SmartCard-HSM".into(),
+        Request::SelectApplication { aid, .. } => {
+            format!("by AID, another application ({} bytes)", aid.len())
+        }
         Request::SelectFile { fid, .. } | Request::DeleteFile { fid } => format!("EF {fid:04X}"),
         Request::ReadBinary { target, offset, .. }
         | Request::UpdateBinary { target, offset, .. } => {
@@ -157,6 +161,8 @@ impl TraceEvent {
 mod tests {
     use super::*;
 
+    use crate::tools::hex;
+
     /// The description of the command APDU `hex`.
     fn parameters(apdu: &str) -> String {
         let command = crate::apdu::Command::parse(&hex::decode(apdu).unwrap()).unwrap();
@@ -179,6 +185,15 @@ mod tests {
         );
         let pin_change = "002400810C363438323139313233343536";
         assert!(!parameters(pin_change).contains("3634"));
+        assert_eq!(
+            parameters("00A404000BE82B0601040181C31F020100"),
+            "by AID, SmartCard-HSM"
+        );
+        // Any data a client sends in an AID stays out of the trace.
+        assert_eq!(
+            parameters("00A4040008363438323139313200"),
+            "by AID, another application (8 bytes)"
+        );
     }
 
     #[test]

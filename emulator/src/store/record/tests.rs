@@ -257,3 +257,18 @@ fn a_v1_snapshot_and_a_v1_database_open_as_the_card_of_the_records() {
     assert_eq!(state.keys.len(), 3);
     assert_eq!(state.user_pin.map(|p| p.tries_left), Some(2));
 }
+
+#[test]
+fn a_v2_database_opens_as_the_card_of_the_v1_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1_copy = dir.path().join("v1.redb");
+    std::fs::write(&v1_copy, v1("card.redb")).unwrap();
+    let v1_state = crate::store::RedbStore::read(&v1_copy).expect("v1 reads");
+    let v2 = format!(
+        "{}/../fixtures/store/v2/card.redb",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let v2_state = crate::store::RedbStore::read(std::path::Path::new(&v2)).expect("v2 reads");
+    assert_eq!(v2_state, v1_state);
+    assert_eq!(v2_state.identity.unwrap().serial(), "ZZEM7659223");
+}
