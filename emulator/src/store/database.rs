@@ -219,6 +219,26 @@ impl Tables for Open<'_> {
     }
 }
 
+/// Every entry of one table (none if the table does not exist yet), its keys made owned by
+/// `owned`.
+fn read_table<K: redb::Key + 'static, T>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+    owned: impl Fn(K::SelfType<'_>) -> T,
+) -> Result<Vec<(T, Vec<u8>)>, StoreError> {
+    let table = match txn.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut entries = Vec::new();
+    for item in table.iter().map_err(io)? {
+        let (k, v) = item.map_err(io)?;
+        entries.push((owned(k.value()), v.value().to_vec()));
+    }
+    Ok(entries)
+}
+
 /// Every stored value of a database, as the tables hold them.
 #[derive(Default)]
 struct Stored {
@@ -229,41 +249,11 @@ struct Stored {
 
 impl Stored {
     fn read(txn: &redb::ReadTransaction) -> Result<Stored, StoreError> {
-        let mut stored = Stored::default();
-        let missing = |e: redb::TableError| match e {
-            redb::TableError::TableDoesNotExist(_) => None,
-            other => Some(io(other)),
-        };
-        match txn.open_table(META) {
-            Ok(table) => {
-                for item in table.iter().map_err(io)? {
-                    let (k, v) = item.map_err(io)?;
-                    stored
-                        .meta
-                        .push((k.value().to_string(), v.value().to_vec()));
-                }
-            }
-            Err(e) => missing(e).map_or(Ok(()), Err)?,
-        }
-        match txn.open_table(FILES) {
-            Ok(table) => {
-                for item in table.iter().map_err(io)? {
-                    let (k, v) = item.map_err(io)?;
-                    stored.files.push((k.value(), v.value().to_vec()));
-                }
-            }
-            Err(e) => missing(e).map_or(Ok(()), Err)?,
-        }
-        match txn.open_table(KEYS) {
-            Ok(table) => {
-                for item in table.iter().map_err(io)? {
-                    let (k, v) = item.map_err(io)?;
-                    stored.keys.push((k.value(), v.value().to_vec()));
-                }
-            }
-            Err(e) => missing(e).map_or(Ok(()), Err)?,
-        }
-        Ok(stored)
+        Ok(Stored {
+            meta: read_table(txn, META, |name| name.to_string())?,
+            files: read_table(txn, FILES, |fid| fid)?,
+            keys: read_table(txn, KEYS, |id| id)?,
+        })
     }
 
     /// The records, verified: every check and the census (format 2), or as they are (format
