@@ -33,8 +33,14 @@ impl Sandbox {
 
     /// Starts only the private pcscd (with vpcd slots 0 and 1, no card).
     pub fn pcscd_only() -> Sandbox {
-        let pcscd = PrivatePcscd::start("sc-hsm-test-")
+        Sandbox::with_slots(2)
+    }
+
+    /// Starts only the private pcscd, with `slots` vpcd slots.
+    pub fn with_slots(slots: u16) -> Sandbox {
+        let mut pcscd = PrivatePcscd::prepare("sc-hsm-test-", slots)
             .unwrap_or_else(|e| panic!("cannot start a private pcscd (needs root): {e}"));
+        pcscd.start_pcscd().unwrap_or_else(|e| panic!("{e}"));
         Sandbox {
             pcscd,
             cards: Vec::new(),
@@ -55,9 +61,16 @@ impl Sandbox {
     /// Starts one emulator process serving cards in vpcd slots 0 and 1 (`--cards 2`) and
     /// waits until pcscd sees both.
     pub fn insert_two_cards_in_one_process(&mut self) {
-        self.spawn_emulator(0, &["-v", "--cards", "2"]);
-        self.wait_for_card(0);
-        self.wait_for_card(1);
+        self.insert_cards_in_one_process(2);
+    }
+
+    /// Starts one emulator process serving `n` cards in vpcd slots 0 to n-1 (`--cards n`) and
+    /// waits until pcscd sees each.
+    pub fn insert_cards_in_one_process(&mut self, n: u8) {
+        self.spawn_emulator(0, &["-v", "--cards", &n.to_string()]);
+        for slot in 0..n {
+            self.wait_for_card(slot);
+        }
     }
 
     /// Mounts a tmpfs of `kib` KiB on the scratch directory `name`, seen by the emulators (they

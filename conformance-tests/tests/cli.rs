@@ -575,3 +575,107 @@ fn an_encrypted_export_imports_with_its_passphrase_only() {
         emulator(&["status", "--db", &db]).1
     );
 }
+
+/// The command line's edges: nothing made from a bad argument, errors at once and precise.
+#[test]
+fn the_command_lines_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    // init with a bad argument leaves no card file behind.
+    for bad in [
+        vec!["--so-pin", "1234"],
+        vec!["--pin", "12345"],
+        vec!["--pin-retry", "0"],
+    ] {
+        let db = path("bad.redb");
+        let mut args = vec!["init", "--db", &db];
+        args.extend(bad.iter().copied());
+        let (ok, out) = emulator(&args);
+        assert!(!ok, "{bad:?}: {out}");
+        assert!(!dir.path().join("bad.redb").exists(), "{bad:?} left a card");
+    }
+
+    // A sandbox whose database cannot be opened says so at once (the card's own message).
+    let not_a_card = path("not-a-card.redb");
+    std::fs::write(&not_a_card, b"this is not a redb database").unwrap();
+    let (ok, out) = emulator(&["sandbox", "--db", &not_a_card, "--", "true"]);
+    assert!(!ok && out.contains("the card did not start"), "{out}");
+    assert!(out.contains("damaged"), "{out}");
+
+    // COMMAND's exit code as env and timeout give it: 127 not found, 126 not executable.
+    let not_executable = path("not-executable");
+    std::fs::write(&not_executable, b"#!/bin/sh\n").unwrap();
+    for (command, code) in [
+        ("/nonexistent/program", 127),
+        (not_executable.as_str(), 126),
+    ] {
+        let out = Command::new(emulator_binary())
+            .args(["sandbox", "--", command])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{command}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("cannot run {command}")),
+            "{}",
+            text(&out)
+        );
+    }
+
+    // --help describes the program, and the sandbox's examples are one per line.
+    let (_, help) = emulator(&["--help"]);
+    assert!(
+        help.starts_with("An emulated CardContact SmartCard-HSM"),
+        "{help}"
+    );
+    let (_, help) = emulator(&["sandbox", "--help"]);
+    assert!(
+        help.contains("\n  sc-hsm-emulator sandbox -- pkcs11-tool -L\n"),
+        "{help}"
+    );
+
+    // status --json for scripts: one object, the same facts as the text.
+    let db = path("card.redb");
+    assert!(emulator(&["init", "--db", &db, "--label", "json"]).0);
+    let out = Command::new(emulator_binary())
+        .args(["status", "--json", "--db", &db])
+        .output()
+        .unwrap();
+    let json = String::from_utf8(out.stdout).unwrap();
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; r=json.load(sys.stdin); \
+             print(r['initialized'], r['user_pin']['tries_left'], [o['label'] for o in r['objects'] if o['kind']=='token info'])",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(json.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout),
+        "True 3 ['json']\n",
+        "{json}"
+    );
+}
+
+/// `--profile demo` makes only new cards; on an existing other card the emulator says so.
+#[test]
+fn a_profile_on_an_existing_card_is_not_ignored_silently() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let db = sandbox.db_path(0);
+    assert!(emulator(&["init", "--db", db.to_str().unwrap()]).0);
+    sandbox.insert_card_with(0, &["--profile", "demo"]);
+    assert!(
+        sandbox
+            .card_log(0)
+            .contains("--profile demo makes only new cards, this one is served as it is"),
+        "{}",
+        sandbox.card_log(0)
+    );
+}

@@ -207,3 +207,38 @@ fn reinitialize_needs_the_so_pin_and_empties_the_card() {
     let dump = sandbox.ok("pkcs15-tool", &["-D"]);
     assert!(dump.contains("PKCS#15 Card [SmartCard-HSM]"), "{dump}");
 }
+
+/// The card takes user PINs of 6 to 16 characters, as a real SmartCard-HSM does (sc-hsm-tool
+/// sets one of 16); OpenSC's PKCS#11 module announces 6 to 15 (for PIN-pad readers, since
+/// 2014) and refuses 16 at C_Login with CKR_PIN_LEN_RANGE.
+#[test]
+fn a_pin_of_16_characters_works_on_the_card_and_opensc_pkcs11_stops_at_15() {
+    const LONG: &str = "1234567890123456";
+    let sandbox = Sandbox::start();
+    let out = sandbox.ok(
+        "sc-hsm-tool",
+        &["--initialize", "--so-pin", SO_PIN, "--pin", LONG],
+    );
+    assert!(!out.contains("failed"), "{out}");
+    let verify = sandbox.run(
+        "opensc-tool",
+        &[
+            "-s",
+            "00A404000BE82B0601040181C31F020100",
+            "-s",
+            "002000811031323334353637383930313233343536",
+        ],
+    );
+    let answers =
+        conformance_tests::opensc_tool_responses(&String::from_utf8_lossy(&verify.stdout));
+    assert_eq!(answers[1].1, "9000", "{}", text(&verify));
+    let listing = sandbox.ok("pkcs11-tool", &["-L"]);
+    assert!(listing.contains("pin min/max        : 6/15"), "{listing}");
+    let login = sandbox.run("pkcs11-tool", &["--login", "--pin", LONG, "--list-objects"]);
+    assert!(!login.status.success());
+    assert!(
+        text(&login).contains("CKR_PIN_LEN_RANGE"),
+        "{}",
+        text(&login)
+    );
+}

@@ -242,3 +242,66 @@ fn an_answer_larger_than_a_vpcd_frame_waits_behind_61xx() {
     );
     assert_eq!(answers[6], "6985", "nothing more waits");
 }
+
+/// vpcd serves one card per slot: a second emulator on a served port connects (vpcd's listen
+/// backlog takes it) but is never talked to; it says so instead of claiming to be inserted.
+#[test]
+fn a_second_card_on_a_served_slot_says_that_vpcd_does_not_talk_to_it() {
+    let mut sandbox = Sandbox::start();
+    let other = sandbox.scratch().join("other.redb");
+    let other = other.to_str().unwrap();
+    let me = conformance_tests::emulator_binary();
+    sandbox.spawn_inside(
+        0,
+        me,
+        &["run", "-v", "--vpcd", "127.0.0.1:35963", "--db", other],
+    );
+    conformance_tests::wait_until("the second card to notice", || {
+        sandbox
+            .card_log(0)
+            .contains("does not talk to this card: another card is probably in this slot")
+    });
+    let log = sandbox.card_log(0);
+    assert_eq!(log.matches("card inserted into vpcd").count(), 1, "{log}");
+}
+
+/// More cards than one vpcd reader entry has slots: `run --cards 5` against a pcscd with a
+/// 6-slot configuration, and `sandbox --cards 4`; each card is its own.
+#[test]
+fn more_than_two_cards_each_in_its_own_reader() {
+    let serials = |output: &str| {
+        let mut serials: Vec<String> = output
+            .lines()
+            .filter(|l| l.contains("Serial number"))
+            .map(str::to_string)
+            .collect();
+        let n = serials.len();
+        serials.sort();
+        serials.dedup();
+        (n, serials.len())
+    };
+    let mut sandbox = Sandbox::with_slots(6);
+    sandbox.insert_cards_in_one_process(5);
+    let mut dumps = String::new();
+    for reader in 0..5 {
+        dumps.push_str(&sandbox.ok("pkcs15-tool", &["--reader", &reader.to_string(), "-D"]));
+    }
+    assert_eq!(serials(&dumps), (5, 5), "{dumps}");
+    let readers = sandbox.ok("opensc-tool", &["-l"]);
+    for name in [
+        "Virtual PCD 00 01",
+        "Virtual PCD 1 00 00",
+        "Virtual PCD 2 00 00",
+    ] {
+        assert!(readers.contains(name), "{readers}");
+    }
+
+    let out = std::process::Command::new(conformance_tests::emulator_binary())
+        .args(["sandbox", "--cards", "4", "--", "sh", "-c"])
+        .arg("for r in 0 1 2 3; do pkcs15-tool --reader $r -D; done")
+        .output()
+        .unwrap();
+    let text = conformance_tests::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(serials(&text), (4, 4), "{text}");
+}

@@ -70,14 +70,17 @@ pub enum Command {
     ///
     /// Starts pcscd with the vpcd driver and the card(s) in private namespaces (no system pcscd
     /// is touched or needed), waits until the card is present, runs COMMAND with
-    /// PCSCLITE_CSOCK_NAME pointing at that pcscd, and exits with COMMAND's exit code:
+    /// PCSCLITE_CSOCK_NAME pointing at that pcscd, and exits with COMMAND's exit code (127 if
+    /// COMMAND is not found, 126 if it cannot be run, 128 + N after signal N).
     ///
-    ///     sc-hsm-emulator sandbox -- pkcs11-tool -L
-    ///     sc-hsm-emulator sandbox --db card.redb -- ./run-my-pkcs11-tests.sh
-    ///
-    /// Without --db the card is a new one, thrown away afterwards. Runs as root, or as a
-    /// normal user where user namespaces are enabled. Needs pcscd, vsmartcard-vpcd,
-    /// util-linux and iproute2.
+    /// Without --db the card is new, initialised with the OpenSC wiki's PINs (user PIN 648219,
+    /// SO-PIN 3537363231383830; --blank for a card as from the factory), and thrown away
+    /// afterwards. Runs as root, or as a normal user where user namespaces are enabled. Needs
+    /// pcscd, vsmartcard-vpcd, util-linux and iproute2.
+    #[command(after_help = "Examples:
+  sc-hsm-emulator sandbox -- pkcs11-tool -L
+  sc-hsm-emulator sandbox --profile demo -- pkcs15-tool -D
+  sc-hsm-emulator sandbox --db card.redb -- ./run-my-pkcs11-tests.sh")]
     Sandbox(SandboxArgs),
 
     /// Initialise a card offline, as `sc-hsm-tool --initialize` would through a reader.
@@ -128,6 +131,22 @@ pub enum Command {
         passphrase_file: Option<PathBuf>,
     },
 
+    /// Write a pcscd reader configuration with N vpcd slots into DIR.
+    ///
+    /// One vpcd reader entry has two slots; more need a copy of the vpcd driver each, which
+    /// this writes to DIR/drivers. Start pcscd with `pcscd --config DIR/reader.conf.d` and the
+    /// cards with `run --cards N`. Readers: "Virtual PCD 00 00", "Virtual PCD 00 01",
+    /// "Virtual PCD 1 00 00", "Virtual PCD 1 00 01", ...
+    ReaderConfig {
+        /// Number of vpcd slots (ports 35963 onwards).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+        cards: u16,
+
+        /// Where to write reader.conf.d/ and drivers/.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+
     /// Show a card: serial, version, PIN tries, DKEK, keys, certificates and data objects.
     ///
     /// The card must not be running (its database is locked while it is).
@@ -135,6 +154,10 @@ pub enum Command {
         /// Card database. [default: $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+
+        /// One JSON object instead of text, for scripts.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -178,14 +201,27 @@ pub struct RunArgs {
     /// Create this file once pcscd has seen every card (used by `sandbox`).
     #[arg(long, value_name = "PATH", hide = true)]
     pub ready_file: Option<PathBuf>,
+
+    /// Initialise a new card with the OpenSC wiki's PINs (used by `sandbox`).
+    #[arg(long, hide = true)]
+    pub initialize: bool,
+
+    /// Create this file once every card is open and trying to connect (used by `sandbox`).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub started_file: Option<PathBuf>,
 }
 
 /// The options of `sandbox`.
 #[derive(clap::Args, Debug)]
 pub struct SandboxArgs {
-    /// Card database to use (for example one made with `init`). [default: a new card]
+    /// Card database to use as it is (for example one made with `init`). [default: a new card,
+    /// initialised with user PIN 648219 and SO-PIN 3537363231383830]
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+
+    /// Make the new card blank, as from the factory: not initialised, no PIN.
+    #[arg(long, conflicts_with_all = ["db", "profile"])]
+    pub blank: bool,
 
     #[command(flatten)]
     pub making: Making,
@@ -193,8 +229,8 @@ pub struct SandboxArgs {
     #[command(flatten)]
     pub traces: Traces,
 
-    /// Number of cards (vpcd slots 0..N-1; one pcscd has two).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    /// Number of cards, in readers "Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 01 00"...
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub cards: u16,
 
     /// The command and its arguments.

@@ -50,6 +50,15 @@ impl std::str::FromStr for Endpoint {
 /// doubled after each refused attempt, up to the last.
 const CONNECT_RETRY: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(250));
 
+/// How long a card that starts before vpcd listens tries to connect without pausing.
+///
+/// pcscd looks for a card once when it loads the reader, and then every 0.4 s; vpcd accepts the
+/// card only when pcscd looks. A card that connects before that first look is present at once;
+/// one that connects a moment later waits 0.4 s. Trying again at once (a refused connection on
+/// loopback takes microseconds) connects within microseconds of vpcd's listen, before pcscd's
+/// first look, which is what lets a sandbox come up in a few tens of milliseconds.
+const EAGER_CONNECT: Duration = Duration::from_millis(500);
+
 /// How long to stay away after a link dropped or was bounced.
 const RECONNECT_DELAY: Duration = Duration::from_millis(20);
 
@@ -101,6 +110,7 @@ pub async fn run_notifying(
     let mut announced_waiting = false;
     let mut stale = Stale::Possible;
     let mut retry = CONNECT_RETRY.0;
+    let started = Instant::now();
     loop {
         let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
         let stream = tokio::select! {
@@ -111,7 +121,7 @@ pub async fn run_notifying(
             Ok(stream) => {
                 announced_waiting = false;
                 retry = CONNECT_RETRY.0;
-                tracing::info!(%endpoint, serial = card.serial(), "card inserted into vpcd");
+                tracing::debug!(%endpoint, "connected to vpcd");
                 let outcome = tokio::select! {
                     _ = &mut shutdown => {
                         card.power_off();
@@ -142,6 +152,10 @@ pub async fn run_notifying(
                     announced_waiting = true;
                 } else {
                     tracing::trace!(%endpoint, error = %e, "vpcd still unreachable");
+                }
+                if started.elapsed() < EAGER_CONNECT {
+                    tokio::task::yield_now().await;
+                    continue;
                 }
                 let pause = retry;
                 retry = (retry * 2).min(CONNECT_RETRY.1);
@@ -174,6 +188,8 @@ pub struct Waits {
     pub atr_request: Duration,
     pub after_power_off: Duration,
     pub power_up: Duration,
+    /// How long vpcd may stay silent after the connection before the link says so.
+    pub silent_vpcd: Duration,
 }
 
 impl Default for Waits {
@@ -182,6 +198,7 @@ impl Default for Waits {
             atr_request: Duration::from_secs(1),
             after_power_off: Duration::from_secs(3),
             power_up: Duration::from_millis(1200),
+            silent_vpcd: Duration::from_secs(3),
         }
     }
 }
@@ -218,6 +235,15 @@ pub async fn serve_with(
         // Best effort: a socket that refuses it only gets slower.
         let _ = SockRef::from(s).set_tcp_quickack(true);
     };
+    // vpcd talks to one card per slot: a connection it does not talk to sits in its backlog.
+    let first = tokio::time::timeout(waits.silent_vpcd, stream.readable()).await;
+    if first.is_err() {
+        tracing::warn!(
+            "vpcd accepted the connection but does not talk to this card: another card is probably in this slot (vpcd serves one card per slot); waiting"
+        );
+    }
+    stream.readable().await?;
+    tracing::info!(serial = card.serial(), "card inserted into vpcd");
     // A control byte whose meaning the next frame decides.
     let mut pending: Option<Control> = None;
     // Since when pcscd has checked presence without powering the card up on this link.
@@ -444,6 +470,7 @@ mod tests {
             atr_request: Duration::from_millis(100),
             after_power_off: Duration::from_millis(200),
             power_up: Duration::from_secs(1),
+            silent_vpcd: Duration::from_secs(3),
         };
         let card_task = tokio::spawn(async move {
             let mut card = memory_card();
@@ -487,6 +514,7 @@ mod tests {
             atr_request: Duration::from_millis(100),
             after_power_off: Duration::from_millis(200),
             power_up: Duration::from_millis(50),
+            silent_vpcd: Duration::from_secs(3),
         };
         for (stale, polls_answered) in [(Stale::Likely, 0), (Stale::Possible, 1)] {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -51,7 +51,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             &input,
             passphrase_file.as_deref(),
         )),
-        Command::Status { db } => done(offline::status(&db_path(db)?)),
+        Command::Status { db, json } => done(offline::status(&db_path(db)?, json)),
+        Command::ReaderConfig { cards, dir } => {
+            let conf = vpcd_bridge::private_pcscd::write_reader_config(&dir, cards)?;
+            println!("{}", conf.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -12,12 +12,6 @@ use crate::{db_path, open_card};
 pub fn init(args: InitArgs) -> Result<(), String> {
     let path = db_path(args.db)?;
     let Making { seed, profile } = args.making;
-    let mut card = open_card(&path, true, seed)?;
-    if let Some(Profile::Demo) = profile {
-        emulator::tools::profile::demo(&mut card)?;
-        println!("Made the demo card {} in {}", card.serial(), path.display());
-        return Ok(());
-    }
     let options = emulator::tools::admin::InitOptions {
         so_pin: args.so_pin,
         pin: args.pin,
@@ -25,6 +19,19 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         dkek_shares: args.dkek_shares,
         pin_retry: args.pin_retry,
     };
+    // Nothing is made before the options are known to be good.
+    options.validate()?;
+    if options.pin.len() == 16 {
+        eprintln!(
+            "sc-hsm-emulator: note: OpenSC's PKCS#11 module accepts user PINs of at most 15 characters at login; this one has 16"
+        );
+    }
+    let mut card = open_card(&path, true, seed)?;
+    if let Some(Profile::Demo) = profile {
+        emulator::tools::profile::demo(&mut card)?;
+        println!("Made the demo card {} in {}", card.serial(), path.display());
+        return Ok(());
+    }
     emulator::tools::admin::initialize(&mut card, &options)?;
     println!(
         "Initialised the card {} in {}",
@@ -35,7 +42,7 @@ pub fn init(args: InitArgs) -> Result<(), String> {
 }
 
 /// `status`: serial, version, PINs, DKEK and every object.
-pub fn status(path: &Path) -> Result<(), String> {
+pub fn status(path: &Path, json: bool) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("no card database at {}", path.display()));
     }
@@ -45,10 +52,12 @@ pub fn status(path: &Path) -> Result<(), String> {
         return Err(format!("{} holds no card", path.display()));
     }
     let limit = emulator::Limits::default().storage_bytes;
-    print!(
-        "{}",
-        emulator::tools::report::Report::of_state(&state, limit)
-    );
+    let report = emulator::tools::report::Report::of_state(&state, limit);
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
     Ok(())
 }
 

@@ -24,6 +24,58 @@ pub fn vpcd_port(slot: u16) -> u16 {
 /// The driver file of Debian's vsmartcard-vpcd.
 const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 
+/// Writes a pcscd reader configuration with `slots` vpcd slots (ports 35963 onwards) into
+/// `dir/reader.conf.d` (for `pcscd --config`); returns that directory.
+///
+/// One vpcd reader entry has two slots, and the driver keeps its slots in a table of its own
+/// that every reader loaded from the same file shares: a second entry would take over the
+/// first one's slots. So each further pair of slots gets a copy of the driver
+/// (`dir/drivers/`), which pcscd loads apart, and a name of its own ([`reader_name`]).
+pub fn write_reader_config(dir: &Path, slots: u16) -> Result<PathBuf, String> {
+    let conf = dir.join("reader.conf.d");
+    let drivers = dir.join("drivers");
+    let failed = |what: &Path, e: std::io::Error| format!("cannot write {}: {e}", what.display());
+    std::fs::create_dir_all(&conf).map_err(|e| failed(&conf, e))?;
+    let mut entries = String::new();
+    for pair in 0..slots.div_ceil(2).max(1) {
+        let driver = if pair == 0 {
+            PathBuf::from(VPCD_DRIVER)
+        } else {
+            std::fs::create_dir_all(&drivers).map_err(|e| failed(&drivers, e))?;
+            let copy = drivers.join(format!("libifdvpcd-{pair}.so"));
+            std::fs::copy(VPCD_DRIVER, &copy).map_err(|e| {
+                format!("cannot copy the vpcd driver {VPCD_DRIVER} (vsmartcard-vpcd): {e}")
+            })?;
+            copy
+        };
+        let port = vpcd_port(2 * pair);
+        entries.push_str(&format!(
+            "FRIENDLYNAME \"{}\"\nDEVICENAME /dev/null:0x{port:04X}\nLIBPATH {}\nCHANNELID 0x{port:04X}\n\n",
+            reader_family(pair),
+            driver.display()
+        ));
+    }
+    let file = conf.join("vpcd");
+    std::fs::write(&file, entries).map_err(|e| failed(&file, e))?;
+    Ok(conf)
+}
+
+/// The friendly name of the reader entry of slots `2 * pair` and `2 * pair + 1`: pcscd names
+/// its slots by it ("... 00 00", "... 00 01"), so each entry needs its own.
+fn reader_family(pair: u16) -> String {
+    match pair {
+        0 => "Virtual PCD".to_string(),
+        n => format!("Virtual PCD {n}"),
+    }
+}
+
+/// The name pcscd gives the reader of vpcd slot `slot` (see [`write_reader_config`]): "Virtual
+/// PCD 00 00" and "... 00 01" for slots 0 and 1, "Virtual PCD 1 00 00" and "... 00 01" for 2
+/// and 3, and so on.
+pub fn reader_name(slot: u16) -> String {
+    format!("{} 00 {:02}", reader_family(slot / 2), slot % 2)
+}
+
 /// Whether this process runs as root (else a user namespace is needed).
 pub fn is_root() -> bool {
     // The owner of /proc/self is this process's effective user.
@@ -59,6 +111,15 @@ impl PrivatePcscd {
     /// Sets up the namespaces and starts pcscd with vpcd slots 0 and 1; returns once pcscd
     /// answers on its socket. The working directory is made in `TMPDIR`, named `prefix...`.
     pub fn start(prefix: &str) -> Result<PrivatePcscd, String> {
+        let mut private = PrivatePcscd::prepare(prefix, 2)?;
+        private.start_pcscd()?;
+        Ok(private)
+    }
+
+    /// Sets up the namespaces and a reader configuration with `slots` vpcd slots, without
+    /// starting pcscd yet (cards started now are present at pcscd's first look, see
+    /// [`PrivatePcscd::start_pcscd`]).
+    pub fn prepare(prefix: &str, slots: u16) -> Result<PrivatePcscd, String> {
         remove_stale(prefix);
         let dir = tempfile::Builder::new()
             .prefix(prefix)
@@ -72,19 +133,8 @@ impl PrivatePcscd {
         )
         .map_err(|e| format!("cannot write in {}: {e}", dir.path().display()))?;
         let run = dir.path().join("run");
-        let conf = dir.path().join("reader.conf.d");
-        for d in [&run, &conf] {
-            std::fs::create_dir(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
-        }
-        std::fs::write(
-            conf.join("vpcd"),
-            format!(
-                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x{:04X}\nLIBPATH {VPCD_DRIVER}\nCHANNELID 0x{:04X}\n",
-                vpcd_port(0),
-                vpcd_port(0)
-            ),
-        )
-        .map_err(|e| format!("cannot write the reader configuration: {e}"))?;
+        std::fs::create_dir(&run).map_err(|e| format!("cannot create {}: {e}", run.display()))?;
+        write_reader_config(dir.path(), slots)?;
         let user_namespace = !is_root();
         // unshare enters the new namespaces itself; its child mounts the socket directory,
         // brings up loopback and sleeps until killed.
@@ -139,7 +189,6 @@ impl PrivatePcscd {
                 private.log("namespaces.log")
             ));
         }
-        private.start_pcscd()?;
         Ok(private)
     }
 
@@ -183,7 +232,8 @@ impl PrivatePcscd {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    fn start_pcscd(&mut self) -> Result<(), String> {
+    /// Starts pcscd in the namespaces; returns once it answers on its socket.
+    pub fn start_pcscd(&mut self) -> Result<(), String> {
         let run = self.dir.path().join("run");
         let _ = std::fs::remove_file(run.join("pcscd.pid"));
         let _ = std::fs::remove_file(run.join("pcscd.comm"));

@@ -80,12 +80,17 @@ impl Stops {
 }
 
 async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
+    let begun = Instant::now();
+    // Where the time goes (-v): each step with the milliseconds since the start.
+    let step = |what: &str| {
+        tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "sandbox: {what}");
+    };
     let mut stops = Stops::new()?;
     let program = args
         .command
         .first()
         .ok_or("give the command to run after --")?;
-    let pcscd = PrivatePcscd::start("sc-hsm-sandbox-")?;
+    let mut pcscd = PrivatePcscd::prepare("sc-hsm-sandbox-", args.cards.max(2))?;
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let db = args
         .db
@@ -93,9 +98,33 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
         .map(absolute)
         .unwrap_or_else(|| pcscd.dir().join("card.redb"));
     let ready = pcscd.dir().join("cards-ready");
-    let mut card = Stoppable(start_cards(&pcscd, &args, verbose, &db, &ready)?);
+    step("namespaces ready");
+    // The card first, trying to connect: it is there when pcscd first looks.
+    let started = pcscd.dir().join("cards-started");
+    let mut card = Stoppable(start_cards(&pcscd, &args, verbose, &db, &ready, &started)?);
+    let opened = async {
+        loop {
+            if let Ok(Some(status)) = card.0.try_wait() {
+                return Err(format!(
+                    "the card did not start ({status}):\n{}",
+                    pcscd.log("emulator.log").trim_end()
+                ));
+            }
+            if started.exists() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    };
+    tokio::select! {
+        opened = opened => opened?,
+        signal = stops.next() => return Ok(stopped_by(signal)),
+    }
+    step("card(s) open, connecting");
+    pcscd.start_pcscd()?;
+    step("pcscd answers");
 
-    let started = Instant::now();
+    let since = Instant::now();
     let waiting = async {
         loop {
             if let Ok(Some(status)) = card.0.try_wait() {
@@ -107,7 +136,7 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
             if ready.exists() {
                 return Ok(());
             }
-            if started.elapsed() > READY_TIMEOUT {
+            if since.elapsed() > READY_TIMEOUT {
                 return Err(format!(
                     "the card was not present in pcscd within {READY_TIMEOUT:?}\n--- pcscd ---\n{}\n--- card ---\n{}",
                     pcscd.log("pcscd.log").trim_end(),
@@ -122,6 +151,7 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
         signal = stops.next() => return Ok(stopped_by(signal)),
     }
 
+    step("card(s) present");
     // pcscd has powered the card up: it reports it present to every client from now on.
     let status = match run_command(&pcscd, program, &args.command[1..], &mut stops).await {
         Ok(status) => status,
@@ -130,10 +160,14 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(code));
         }
     };
+    step("command done");
     card.stop();
+    step("card(s) stopped");
     if verbose > 0 {
         eprint!("{}", pcscd.log("emulator.log"));
     }
+    drop(pcscd);
+    step("pcscd and namespaces gone");
     status.map(ExitCode::from)
 }
 
@@ -206,6 +240,7 @@ fn start_cards(
     verbose: u8,
     db: &Path,
     ready: &Path,
+    started: &Path,
 ) -> Result<Child, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let log = std::fs::File::create(pcscd.dir().join("emulator.log"))
@@ -222,6 +257,10 @@ fn start_cards(
     if let Some(Profile::Demo) = profile {
         run.args(["--profile", "demo"]);
     }
+    // A new card is ready to use unless asked for a blank one.
+    if args.db.is_none() && profile.is_none() && !args.blank {
+        run.arg("--initialize");
+    }
     let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
     let traces = [
         ("--trace", &args.traces.trace),
@@ -237,6 +276,8 @@ fn start_cards(
         .args(["--cards", &args.cards.to_string()])
         .arg("--ready-file")
         .arg(ready)
+        .arg("--started-file")
+        .arg(started)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

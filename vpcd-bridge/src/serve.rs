@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use emulator::tools::admin::InitOptions;
 use emulator::tools::trace::{TraceEvent, Tracer};
 use emulator::Limits;
 use vpcd_bridge::Endpoint;
@@ -26,10 +27,21 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         let path = numbered(&base, index);
         // Each card of a seeded process gets its own seed (seed + index).
         let seed = seed.map(|s| s.wrapping_add(u64::from(index)));
-        let new = !path.exists();
+        let new = !path.exists() || std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
         let mut card = open_card(&path, true, seed)?.with_limits(limits);
-        if let (true, Some(Profile::Demo)) = (new, profile) {
-            emulator::tools::profile::demo(&mut card)?;
+        match (new, profile) {
+            (true, Some(Profile::Demo)) => emulator::tools::profile::demo(&mut card)?,
+            (true, None) if args.initialize => {
+                emulator::tools::admin::initialize(&mut card, &InitOptions::wiki())?
+            }
+            (false, Some(Profile::Demo)) => {
+                eprintln!(
+                    "sc-hsm-emulator: {} already holds the card {}: --profile demo makes only new cards, this one is served as it is",
+                    path.display(),
+                    card.serial()
+                );
+            }
+            _ => {}
         }
         let text = args.traces.trace.as_ref().map(|f| numbered(f, index));
         let json = args.traces.trace_json.as_ref().map(|f| numbered(f, index));
@@ -75,6 +87,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             })
         })
         .collect();
+    if let Some(file) = &args.started_file {
+        std::fs::write(file, b"").map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
     runtime()?.block_on(shutdown_signal());
     let _ = stop.send(true);
     for thread in threads {

@@ -26,6 +26,20 @@ fn status_word(response: &[u8]) -> u16 {
     }
 }
 
+impl InitOptions {
+    /// The OpenSC wiki's test credentials: user PIN 648219, SO-PIN 3537363231383830, 3 tries,
+    /// no label, no DKEK.
+    pub fn wiki() -> InitOptions {
+        InitOptions {
+            so_pin: "3537363231383830".into(),
+            pin: "648219".into(),
+            label: None,
+            dkek_shares: None,
+            pin_retry: 3,
+        }
+    }
+}
+
 /// EF.TokenInfo with `label`, as OpenSC writes it: version 0, label `[0]`, flags prnGeneration.
 pub fn token_info(label: &str) -> Vec<u8> {
     let mut inner = tlv::encode(0x02, &[0x00]);
@@ -34,17 +48,26 @@ pub fn token_info(label: &str) -> Vec<u8> {
     tlv::encode(0x30, &inner)
 }
 
+impl InitOptions {
+    /// Checks the options without touching a card; the SO-PIN's bytes. Errors are sentences
+    /// for the command line.
+    pub fn validate(&self) -> Result<Vec<u8>, String> {
+        let so_pin = hex::decode(&self.so_pin)
+            .filter(|b| b.len() == 8)
+            .ok_or("the SO-PIN must be 16 hexadecimal digits")?;
+        if !(6..=16).contains(&self.pin.len()) {
+            return Err("the user PIN must have 6 to 16 characters".into());
+        }
+        if !(1..=15).contains(&self.pin_retry) {
+            return Err("the PIN retry counter must be between 1 and 15".into());
+        }
+        Ok(so_pin)
+    }
+}
+
 /// Initialises (or re-initialises) `card`. Errors are sentences for the command line.
 pub fn initialize(card: &mut Card, options: &InitOptions) -> Result<(), String> {
-    let so_pin = hex::decode(&options.so_pin)
-        .filter(|b| b.len() == 8)
-        .ok_or("the SO-PIN must be 16 hexadecimal digits")?;
-    if !(6..=16).contains(&options.pin.len()) {
-        return Err("the user PIN must have 6 to 16 characters".into());
-    }
-    if !(1..=15).contains(&options.pin_retry) {
-        return Err("the PIN retry counter must be between 1 and 15".into());
-    }
+    let so_pin = options.validate()?;
     let initialization = Initialization {
         options: 0x0001,
         user_pin: options.pin.as_bytes(),

@@ -1,10 +1,11 @@
 //! Host-side tools built on the card's own APDUs: offline initialisation ([`admin`]), the demo
 //! card ([`profile`]), the `status` report ([`report`]), APDU traces ([`trace`]), the command
-//! APDUs a host sends ([`host`]) and hex text ([`hex`]).
+//! APDUs a host sends ([`host`]), hex text ([`hex`]) and JSON strings ([`json`]).
 
 pub mod admin;
 pub mod hex;
 pub mod host;
+pub mod json;
 pub mod profile;
 pub mod report;
 pub mod trace;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::hex;
+use super::{hex, json};
 use crate::apdu::tlv;
 use crate::applet;
 use crate::card::Card;
@@ -152,6 +152,46 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as one JSON object (`status --json`, for scripts).
+    pub fn to_json(&self) -> String {
+        let pin = |p: Option<(u8, u8)>| {
+            json::or_null(p.map(|(left, max)| {
+                format!(
+                    "{{\"tries_left\":{left},\"max_tries\":{max},\"blocked\":{}}}",
+                    left == 0
+                )
+            }))
+        };
+        let objects: Vec<String> = self
+            .objects
+            .iter()
+            .map(|o| {
+                format!(
+                    "{{\"fid\":\"{:04X}\",\"kind\":{},\"label\":{},\"detail\":{}}}",
+                    o.fid,
+                    json::string(o.kind),
+                    json::or_null(o.label.as_deref().map(json::string)),
+                    json::string(&o.detail)
+                )
+            })
+            .collect();
+        format!(
+            "{{\"serial\":{},\"version\":\"{}.{}\",\"initialized\":{},\"user_pin\":{},\"so_pin\":{},\"dkek\":{},\"storage_used\":{},\"storage_limit\":{},\"objects\":[{}]}}",
+            json::string(&self.serial),
+            self.version.0,
+            self.version.1,
+            self.initialized,
+            pin(self.user_pin),
+            pin(self.so_pin),
+            json::string(&self.dkek),
+            self.storage_used,
+            self.storage_limit,
+            objects.join(",")
+        )
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tries = |p: Option<(u8, u8)>| match p {
@@ -219,5 +259,12 @@ mod tests {
         );
         assert!(text.contains("2F02  device certificates"), "{text}");
         assert!(text.contains("DKEK          : none"), "{text}");
+        let json = report.to_json();
+        assert!(
+            json.starts_with(&format!("{{\"serial\":\"{}\",\"version\":\"4.0\"", card.serial()))
+                && json.contains("\"user_pin\":null")
+                && json.contains("{\"fid\":\"CC00\",\"kind\":\"key\",\"label\":null,\"detail\":\"EC brainpoolP256r1, device key\"}"),
+            "{json}"
+        );
     }
 }

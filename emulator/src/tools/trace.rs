@@ -5,6 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::json;
 use crate::apdu::Status;
 use crate::applet::command::{Request, Target, Unblock};
 use crate::applet::AID;
@@ -99,20 +100,6 @@ fn seconds(at: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 impl TraceEvent {
     /// One line for a person (time of day in UTC).
     pub fn to_text(&self, at: SystemTime) -> String {
@@ -145,13 +132,13 @@ impl TraceEvent {
         format!(
             "{{\"time\":{:.6},\"command\":{},\"cla\":\"{cla:02X}\",\"ins\":\"{ins:02X}\",\"p1\":\"{p1:02X}\",\"p2\":\"{p2:02X}\",\"parameters\":{},\"lc\":{},\"le\":{},\"response_length\":{},\"sw\":\"{}\",\"sw_meaning\":{},\"duration_us\":{}}}",
             seconds(at),
-            json_string(self.command),
-            json_string(&self.parameters),
+            json::string(self.command),
+            json::string(&self.parameters),
             self.lc,
             self.le.map(|n| n.to_string()).unwrap_or_else(|| "null".into()),
             self.response_len,
             self.status,
-            json_string(self.status.meaning()),
+            json::string(self.status.meaning()),
             self.duration.as_micros()
         )
     }
