@@ -8,6 +8,7 @@ mod database;
 pub mod encrypted;
 mod memory;
 pub(crate) mod record;
+mod sealed;
 pub(crate) mod snapshot;
 
 use std::path::PathBuf;
