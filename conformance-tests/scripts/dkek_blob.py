@@ -9,6 +9,8 @@ package (OpenSSL), so the emulator's blobs are not only checked against the emul
         also prints the public key as PEM; for EC the public point.
     dkek_blob.py encode DKEK_HEX KEY_PEM TYPE OUT_FILE [ALGORITHMS_HEX]
         Wraps an OpenSSL private key (PEM, unencrypted) as TYPE 5 (RSA), 6 (RSA CRT) or 12 (EC).
+    dkek_blob.py encode-aes DKEK_HEX KEY_HEX OUT_FILE [ALGORITHMS_HEX]
+        Wraps an AES key (16, 24 or 32 bytes) as type 15.
     dkek_blob.py share-decrypt PASSWORD SHARE_FILE
         Decrypts an sc-hsm-tool DKEK share file and prints the share as hex.
 """
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 RSA_OID = bytes.fromhex("04007F00070202020102")
 EC_OID = bytes.fromhex("04007F00070202020203")
+AES_OID = bytes.fromhex("6086480165030401")
 
 
 def derive(dkek, counter):
@@ -77,7 +80,14 @@ def decode(dkek, blob):
         "size": int.from_bytes(plain[8:10], "big"),
     }
     pos = 10
-    names = {5: ["d", "n", "e"], 6: ["dp", "dq", "p", "pq", "q", "n", "e"],
+    if key_type == 15:
+        # AES: the size field is the key length in bytes, the key follows without a length.
+        length = out["size"]
+        if length not in (16, 24, 32):
+            raise ValueError(f"AES key of {length} bytes")
+        out["key"] = plain[10:10 + length].hex()
+        pos = 10 + length
+    names = {5: ["d", "n", "e"], 6: ["dp", "dq", "p", "pq", "q", "n", "e"], 15: [],
              12: ["a", "b", "prime", "order", "generator", "d", "q"]}.get(key_type)
     if names is None:
         raise ValueError(f"unknown key type {key_type}")
@@ -100,6 +110,21 @@ def decode(dkek, blob):
         public = rsa.RSAPublicNumbers(e, n).public_key()
         out["public_pem"] = public.public_bytes(serialization.Encoding.PEM,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    if key_type == 12:
+        for name, params in CURVES.items():
+            if int(out["prime"], 16) == params["p"] and int(out["order"], 16) == params["n"]:
+                curve = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1(),
+                         "secp256k1": ec.SECP256K1()}[name]
+                private = ec.derive_private_key(int(out["d"], 16), curve)
+                public = private.public_key()
+                point = public.public_bytes(serialization.Encoding.X962,
+                                            serialization.PublicFormat.UncompressedPoint)
+                if out["q"] and bytes.fromhex(out["q"]) != point:
+                    raise ValueError("the public point is not d * G")
+                out["curve"] = name
+                out["public_pem"] = public.public_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     return out
 
 
@@ -127,8 +152,14 @@ def encode(dkek, key, key_type, algorithms_list=b"", random=None):
             be(params["a"], flen), be(params["b"], flen), be(params["p"], flen),
             be(params["n"]), b"\x04" + be(params["gx"], flen) + be(params["gy"], flen),
             be(numbers.private_value), point])
+    elif key_type == 15:
+        oid = AES_OID
+        size = len(key)
+        if size not in (16, 24, 32):
+            raise ValueError("an AES key has 16, 24 or 32 bytes")
+        body = key
     else:
-        raise ValueError("type must be 5, 6 or 12")
+        raise ValueError("type must be 5, 6, 12 or 15")
     plain = random + size.to_bytes(2, "big") + body + b"\x80"
     plain += bytes(-len(plain) % 16)
     encryptor = Cipher(algorithms.AES(derive(dkek, 1)), modes.CBC(bytes(16))).encryptor()
@@ -195,6 +226,10 @@ def main(argv):
         algs = bytes.fromhex(argv[6]) if len(argv) > 6 else b""
         with open(argv[5], "wb") as f:
             f.write(encode(dkek, key, int(argv[4]), algs))
+    elif len(argv) >= 5 and argv[1] == "encode-aes":
+        algs = bytes.fromhex(argv[5]) if len(argv) > 5 else b""
+        with open(argv[4], "wb") as f:
+            f.write(encode(bytes.fromhex(argv[2]), bytes.fromhex(argv[3]), 15, algs))
     elif len(argv) == 4 and argv[1] == "share-decrypt":
         with open(argv[3], "rb") as f:
             print(share_decrypt(argv[2].encode(), f.read()).hex())

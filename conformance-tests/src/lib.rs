@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub use openssl::{openssl, openssl_succeeds};
+pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;
 pub use tools::{arg, initialize, opensc_tool_responses, text};
 pub use wait::{wait_until, wait_until_or};

@@ -22,3 +22,17 @@ pub fn openssl_succeeds(args: &[&str]) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// Whether OpenSSL verifies `signature` (file) over `data` (file) with SHA-256 under the
+/// public key in PEM file `pem`.
+pub fn verifies_sha256(pem: &str, signature: &str, data: &str) -> bool {
+    openssl_succeeds(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        pem,
+        "-signature",
+        signature,
+        data,
+    ])
+}

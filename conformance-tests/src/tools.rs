@@ -85,6 +85,73 @@ impl Sandbox {
         out
     }
 
+    /// `pkcs11-tool --login --sign` with key `id` and `mechanism` from file `input` to file
+    /// `output`, `extra` appended; the tool's output, whatever its exit status.
+    pub fn try_sign(
+        &self,
+        id: &str,
+        mechanism: &str,
+        input: &str,
+        output: &str,
+        extra: &[&str],
+    ) -> Output {
+        let mut args = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--id",
+            id,
+            "--mechanism",
+            mechanism,
+            "--input-file",
+            input,
+            "--output-file",
+            output,
+        ];
+        args.extend_from_slice(extra);
+        self.run("pkcs11-tool", &args)
+    }
+
+    /// As [`Sandbox::try_sign`], asserting success.
+    pub fn sign(&self, id: &str, mechanism: &str, input: &str, output: &str, extra: &[&str]) {
+        let out = self.try_sign(id, mechanism, input, output, extra);
+        assert!(
+            out.status.success(),
+            "signing with {id} ({mechanism}) failed:\n{}\n{}",
+            text(&out),
+            self.logs()
+        );
+    }
+
+    /// `pkcs11-tool --read-object --type KIND --id ID --output-file OUTPUT` (`kind`: pubkey,
+    /// cert), asserting success.
+    pub fn read_object(&self, kind: &str, id: &str, output: &str) {
+        let out = self.try_read_object(kind, id, output);
+        assert!(
+            out.status.success(),
+            "reading the {kind} {id} failed:\n{}\n{}",
+            text(&out),
+            self.logs()
+        );
+    }
+
+    /// As [`Sandbox::read_object`]; the tool's output, whatever its exit status.
+    pub fn try_read_object(&self, kind: &str, id: &str, output: &str) -> Output {
+        self.run(
+            "pkcs11-tool",
+            &[
+                "--read-object",
+                "--type",
+                kind,
+                "--id",
+                id,
+                "--output-file",
+                output,
+            ],
+        )
+    }
+
     /// Writes `contents` to the card as a data object labelled `label` (logged in with the
     /// user PIN, through `pkcs11-tool --write-object`); `private` objects need the PIN to read.
     pub fn write_data_object(&self, label: &str, contents: &[u8], private: bool) {

@@ -68,18 +68,7 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
     ]);
     // The certificate's key is the card's key 10.
     let card_pub = arg(dir, "card-pub.der");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            "10",
-            "--output-file",
-            &card_pub,
-        ],
-    );
+    sandbox.read_object("pubkey", "10", &card_pub);
     let cert_key = openssl(&["x509", "-in", &cert_pem, "-noout", "-pubkey"]);
     let card_key = openssl(&["pkey", "-pubin", "-inform", "DER", "-in", &card_pub]);
     assert_eq!(cert_key, card_key);
@@ -104,18 +93,7 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
     assert!(dump.contains("X.509 Certificate [Certificate]"), "{dump}");
     assert!(dump.contains("Private RSA Key"), "{dump}");
     let read_back = arg(dir, "read-back.der");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--read-object",
-            "--type",
-            "cert",
-            "--id",
-            "10",
-            "--output-file",
-            &read_back,
-        ],
-    );
+    sandbox.read_object("cert", "10", &read_back);
     assert_eq!(
         std::fs::read(&read_back).unwrap(),
         std::fs::read(&cert_der).unwrap()

@@ -93,22 +93,12 @@ fn a_trace_of_a_login_and_a_signature_names_the_commands_and_holds_no_pin() {
     sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
     let data = sandbox.scratch().join("data");
     std::fs::write(&data, b"traced").unwrap();
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            "01",
-            "--mechanism",
-            "ECDSA-SHA256",
-            "--input-file",
-            data.to_str().unwrap(),
-            "--output-file",
-            sandbox.scratch().join("sig").to_str().unwrap(),
-        ],
+    sandbox.sign(
+        "01",
+        "ECDSA-SHA256",
+        data.to_str().unwrap(),
+        sandbox.scratch().join("sig").to_str().unwrap(),
+        &[],
     );
     let text_lines = std::fs::read_to_string(&text_trace).unwrap();
     let json_lines = std::fs::read_to_string(&json_trace).unwrap();
@@ -250,22 +240,12 @@ fn export_then_import_makes_the_same_card_and_a_damaged_snapshot_is_refused() {
     );
     let data = other.scratch().join("data");
     std::fs::write(&data, b"restored").unwrap();
-    other.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            "10",
-            "--mechanism",
-            "SHA256-RSA-PKCS",
-            "--input-file",
-            data.to_str().unwrap(),
-            "--output-file",
-            other.scratch().join("sig").to_str().unwrap(),
-        ],
+    other.sign(
+        "10",
+        "SHA256-RSA-PKCS",
+        data.to_str().unwrap(),
+        other.scratch().join("sig").to_str().unwrap(),
+        &[],
     );
 
     // One changed byte and the snapshot is refused; nothing is left behind.
@@ -356,18 +336,7 @@ fn the_demo_profile_is_the_card_of_the_wiki_listing() {
         // Each certificate is self-signed by its key on the card: OpenSSL verifies it.
         let der = sandbox.scratch().join(format!("cert{id}.der"));
         let pem = sandbox.scratch().join(format!("cert{id}.pem"));
-        sandbox.ok(
-            "pkcs11-tool",
-            &[
-                "--read-object",
-                "--type",
-                "cert",
-                "--id",
-                &format!("{id:02}"),
-                "--output-file",
-                der.to_str().unwrap(),
-            ],
-        );
+        sandbox.read_object("cert", &format!("{id:02}"), der.to_str().unwrap());
         conformance_tests::openssl(&[
             "x509",
             "-inform",

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 
 use conformance_tests::{
-    arg, opensc_tool_responses, openssl, openssl_succeeds, text, Sandbox, PIN, SO_PIN,
+    arg, opensc_tool_responses, openssl, text, verifies_sha256, Sandbox, PIN, SO_PIN,
 };
 
 const BLOB_TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dkek_blob.py");
@@ -265,15 +265,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         sign_raw(&sandbox, 0, 0x0A, 0x33, b"signed by the copy"),
     )
     .unwrap();
-    assert!(openssl_succeeds(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &original_pem,
-        "-signature",
-        &signature,
-        &message
-    ]));
+    assert!(verifies_sha256(&original_pem, &signature, &message));
 
     // Without --force an occupied reference is refused; with --force the key is replaced.
     let refused = sandbox.run(
@@ -357,34 +349,14 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         ],
     );
     let sig_b = arg(dir, "b.sig");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "1",
-            "-l",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            "10",
-            "--mechanism",
-            "SHA256-RSA-PKCS",
-            "--input-file",
-            &message,
-            "--output-file",
-            &sig_b,
-        ],
-    );
-    assert!(openssl_succeeds(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &original_pem,
-        "-signature",
+    sandbox.sign(
+        "10",
+        "SHA256-RSA-PKCS",
+        &message,
         &sig_b,
-        &message
-    ]));
+        &["--slot-index", "1"],
+    );
+    assert!(verifies_sha256(&original_pem, &sig_b, &message));
     let ec_original = arg(dir, "ec-original.der");
     sandbox.ok(
         "pkcs11-tool",
@@ -401,26 +373,12 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         ],
     );
     let ec_sig = arg(dir, "ec.sig");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "1",
-            "-l",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            "11",
-            "--mechanism",
-            "ECDSA-SHA256",
-            "--signature-format",
-            "openssl",
-            "--input-file",
-            &message,
-            "--output-file",
-            &ec_sig,
-        ],
+    sandbox.sign(
+        "11",
+        "ECDSA-SHA256",
+        &message,
+        &ec_sig,
+        &["--slot-index", "1", "--signature-format", "openssl"],
     );
     let ec_pem = arg(dir, "ec-original.pem");
     openssl(&[
@@ -433,15 +391,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         "-out",
         &ec_pem,
     ]);
-    assert!(openssl_succeeds(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &ec_pem,
-        "-signature",
-        &ec_sig,
-        &message
-    ]));
+    assert!(verifies_sha256(&ec_pem, &ec_sig, &message));
 
     // Re-initialised with another DKEK, card B refuses the blob.
     initialize_for_shares(&sandbox, 1, 1);

@@ -70,24 +70,12 @@ fn sign(
     input: &str,
     output: &str,
 ) -> Result<(), String> {
-    let out = sandbox.run(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            id,
-            "--mechanism",
-            mechanism,
-            "--signature-format",
-            "openssl",
-            "--input-file",
-            input,
-            "--output-file",
-            output,
-        ],
+    let out = sandbox.try_sign(
+        id,
+        mechanism,
+        input,
+        output,
+        &["--signature-format", "openssl"],
     );
     if out.status.success() {
         Ok(())

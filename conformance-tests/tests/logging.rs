@@ -44,23 +44,7 @@ fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
     sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
     let data = arg(dir, "data.txt");
     std::fs::write(&data, b"log me not").unwrap();
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--login",
-            "--pin",
-            PIN,
-            "--sign",
-            "--id",
-            "01",
-            "--mechanism",
-            "ECDSA-SHA256",
-            "--input-file",
-            &data,
-            "--output-file",
-            &arg(dir, "sig"),
-        ],
-    );
+    sandbox.sign("01", "ECDSA-SHA256", &data, &arg(dir, "sig"), &[]);
     let wrapped = arg(dir, "wrapped.bin");
     sandbox.ok(
         "sc-hsm-tool",
@@ -110,7 +94,7 @@ fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
         "SELECT",
         "VERIFY",
         "INITIALIZE DEVICE",
-        "IMPORT DKEK SHARE",
+        "MANAGE KEY DOMAIN",
         "GENERATE ASYMMETRIC KEY PAIR",
         "SIGN",
         "WRAP KEY",

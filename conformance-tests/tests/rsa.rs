@@ -1,7 +1,9 @@
 //! RSA keys generated on the card through pkcs11-tool; every signature and decryption is
 //! cross-checked with the OpenSSL CLI.
 
-use conformance_tests::{arg, initialize, openssl, openssl_succeeds, Sandbox, PIN};
+use conformance_tests::{
+    arg, initialize, openssl, openssl_succeeds, verifies_sha256, Sandbox, PIN,
+};
 
 /// Generates an RSA key of `bits` on the card with id `id` and exports its public key as PEM.
 fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
@@ -12,18 +14,7 @@ fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
         &["--label", &format!("rsa{bits}")],
     );
     let der = arg(dir, &format!("pub{id}.der"));
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "--output-file",
-            &der,
-        ],
-    );
+    sandbox.read_object("pubkey", id, &der);
     let pem = arg(dir, &format!("pub{id}.pem"));
     openssl(&[
         "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
@@ -34,25 +25,6 @@ fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
         "{text}"
     );
     pem
-}
-
-fn sign(sandbox: &Sandbox, id: &str, mechanism: &str, input: &str, output: &str, extra: &[&str]) {
-    let mut args = vec![
-        "--login",
-        "--pin",
-        PIN,
-        "--sign",
-        "--id",
-        id,
-        "--mechanism",
-        mechanism,
-        "--input-file",
-        input,
-        "--output-file",
-        output,
-    ];
-    args.extend_from_slice(extra);
-    sandbox.ok("pkcs11-tool", &args);
 }
 
 fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
@@ -69,7 +41,7 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
         ("SHA384-RSA-PKCS", "sha384"),
         ("SHA512-RSA-PKCS", "sha512"),
     ] {
-        sign(sandbox, id, mechanism, &data, &sig, &[]);
+        sandbox.sign(id, mechanism, &data, &sig, &[]);
         assert!(
             openssl_succeeds(&[
                 "dgst",
@@ -90,10 +62,9 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
         ("SHA384-RSA-PKCS-PSS", "sha384"),
         ("SHA512-RSA-PKCS-PSS", "sha512"),
     ] {
-        if bits == 1024 && digest == "sha512" {
-            continue; // 2 * 64 + 2 bytes of PSS encoding do not fit a 1024-bit modulus
-        }
-        sign(sandbox, id, mechanism, &data, &sig, &[]);
+        // With a 1024-bit modulus, SHA-512 leaves room for a 62-byte salt, not 64: the card
+        // takes the longest that fits, and OpenSSL finds it ("auto").
+        sandbox.sign(id, mechanism, &data, &sig, &[]);
         assert!(
             openssl_succeeds(&[
                 "dgst",
@@ -118,21 +89,9 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
     let mut info = conformance_tests_hex("3031300d060960864801650304020105000420");
     info.extend(std::fs::read(&digest).unwrap());
     std::fs::write(&digest_info, &info).unwrap();
-    sign(sandbox, id, "RSA-PKCS", &digest_info, &sig, &[]);
-    assert!(
-        openssl_succeeds(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pem,
-            "-signature",
-            &sig,
-            &data
-        ]),
-        "RSA-PKCS"
-    );
-    sign(
-        sandbox,
+    sandbox.sign(id, "RSA-PKCS", &digest_info, &sig, &[]);
+    assert!(verifies_sha256(&pem, &sig, &data), "RSA-PKCS");
+    sandbox.sign(
         id,
         "RSA-PKCS-PSS",
         &digest,

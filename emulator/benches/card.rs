@@ -19,7 +19,8 @@ fn ok(card: &mut Card, apdu: &[u8]) -> Vec<u8> {
     r[..r.len() - 2].to_vec()
 }
 
-/// A logged-in card in a redb file, with an RSA-2048 key (1), P-256 (2) and P-384 (3) keys.
+/// A logged-in card in a redb file, with an RSA-2048 key (1), P-256 (2), P-384 (3) and AES-256
+/// (4) keys.
 fn card(dir: &std::path::Path) -> Card {
     let mut card = Card::open(Box::new(RedbStore::open(&dir.join("card.redb")).unwrap())).unwrap();
     ok(&mut card, &hex::decode(SELECT).unwrap());
@@ -41,6 +42,7 @@ fn card(dir: &std::path::Path) -> Card {
             ),
         );
     }
+    ok(&mut card, &[0x00, 0x48, 0x04, 0xB2]);
     card
 }
 
@@ -66,6 +68,11 @@ fn benches(c: &mut Criterion) {
     let peer = Curve::Secp256r1
         .public_point(&Curve::Secp256r1.generate(&mut *emulator::crypto::rng::system()))
         .unwrap();
+    let aes_key = match &card.state().keys[&4].material {
+        emulator::model::key::KeyMaterial::Aes(k) => k.to_vec(),
+        _ => unreachable!(),
+    };
+    let kib = [0xA5u8; 1024];
     let block = {
         let mut b = vec![0u8; 256];
         b[1] = 0x02;
@@ -139,6 +146,15 @@ fn benches(c: &mut Criterion) {
         ),
     );
     g.bench_function("GENERATE RSA-2048", |b| b.iter(|| ok(&mut card, &gen_rsa)));
+    g.sample_size(30);
+    let cbc = extended([0x80, 0x78, 0x04, 0x10], &kib);
+    g.bench_function("CIPHER SYMMETRIC AES-256-CBC 1 KiB", |b| {
+        b.iter(|| ok(&mut card, &cbc))
+    });
+    let cmac = extended([0x80, 0x78, 0x04, 0x18], &kib);
+    g.bench_function("CIPHER SYMMETRIC AES-256-CMAC 1 KiB", |b| {
+        b.iter(|| ok(&mut card, &cmac))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("bare");
@@ -182,6 +198,12 @@ fn benches(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.bench_function("AES-256-CBC encrypt 1 KiB", |b| {
+        b.iter(|| emulator::crypto::aes::cbc_encrypt(&aes_key, &kib).unwrap())
+    });
+    g.bench_function("AES-256-CMAC 1 KiB", |b| {
+        b.iter(|| emulator::crypto::aes::cmac(&aes_key, &kib).unwrap())
     });
     g.sample_size(10);
     g.bench_function("RSA-2048 key generation", |b| {

@@ -236,7 +236,7 @@ fn imports_blobs_made_by_the_independent_implementation() {
         );
     }
     // The P-256 blob carries the allowed algorithms 70 and 73.
-    assert_eq!(send_ext(&mut card, [0x80, 0x68, 4, 0x71], b"x").1, "6985");
+    assert_eq!(send_ext(&mut card, [0x80, 0x68, 4, 0x71], b"x").1, "6A81");
 }
 
 #[test]

@@ -266,8 +266,36 @@ pub struct InitArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub pin_retry: u8,
 
+    /// Key domain slots, domain 0 (the default DKEK of --dkek-shares) included: 1 to 16.
+    #[arg(long, value_name = "N", conflicts_with = "profile")]
+    pub key_domains: Option<u8>,
+
+    /// After initialising, create key domain KD with its own DKEK from SHARES shares
+    /// (imported with `80 52 00 KD`); SHARES 0 or left out: the card generates the domain's
+    /// DKEK. Repeatable; KD must be below --key-domains.
+    #[arg(long, value_name = "KD[:SHARES]", value_parser = dkek_domain, conflicts_with = "profile")]
+    pub create_dkek_domain: Vec<(u8, u8)>,
+
+    /// Make the user PIN a transport PIN (option 0002): VERIFY answers 6984 until the PIN
+    /// is changed (PKCS#11: CKF_USER_PIN_TO_BE_CHANGED, then C_SetPIN).
+    #[arg(long, conflicts_with = "profile")]
+    pub transport_pin: bool,
+
     #[command(flatten)]
     pub making: Making,
+}
+
+/// A `--create-dkek-domain KD[:SHARES]`.
+fn dkek_domain(text: &str) -> Result<(u8, u8), String> {
+    let (kd, shares) = text.split_once(':').unwrap_or((text, "0"));
+    let number = |what: &str, v: &str| {
+        v.parse::<u8>()
+            .map_err(|_| format!("{what} must be a number from 0 to 255, not {v:?}"))
+    };
+    Ok((
+        number("the key domain", kd)?,
+        number("the number of shares", shares)?,
+    ))
 }
 
 /// A `--max-file-size`: 1 to 65535 bytes.

@@ -18,6 +18,9 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         label: args.label,
         dkek_shares: args.dkek_shares,
         pin_retry: args.pin_retry,
+        key_domains: args.key_domains,
+        dkek_domains: args.create_dkek_domain,
+        transport_pin: args.transport_pin,
     };
     // Nothing is made before the options are known to be good.
     options.validate()?;

@@ -8,7 +8,7 @@ use super::command::Unblock;
 use crate::apdu::{Response, Status};
 use crate::card::Card;
 use crate::model::pin::{PinRecord, PinRef, SO_PIN_LENGTH, USER_PIN_LENGTHS};
-use crate::model::{Change, OPTION_RESET_RETRY_COUNTER};
+use crate::model::{Change, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN};
 
 impl Card {
     fn pin_record(&self, which: PinRef) -> Result<PinRecord, Status> {
@@ -43,6 +43,11 @@ impl Card {
         value: Option<&[u8]>,
     ) -> Result<Response, Status> {
         let record = self.pin_record(which)?;
+        // A transport PIN must be changed (CHANGE REFERENCE DATA) before it verifies; asking
+        // costs no try.
+        if record.must_change {
+            return Err(Status::ReferenceDataNotUsable);
+        }
         let Some(candidate) = value else {
             // Status query.
             return if self.session.is_verified(which) {
@@ -68,7 +73,8 @@ impl Card {
 
     /// CHANGE REFERENCE DATA: old ‖ new. The user PIN splits at the stored PIN's length and
     /// the new PIN may have any length in 6..=16 (a change of length is allowed, unlike on
-    /// version 1.2 cards); the SO-PIN is 8 ‖ 8 bytes.
+    /// version 1.2 cards); the SO-PIN is 8 ‖ 8 bytes. A transport PIN becomes an ordinary
+    /// PIN here.
     pub(super) fn change_reference_data(
         &mut self,
         which: PinRef,
@@ -98,7 +104,7 @@ impl Card {
     /// RESET RETRY COUNTER of the user PIN with the SO-PIN (PKCS#11 `C_InitPIN`).
     pub(super) fn reset_retry_counter(&mut self, unblock: Unblock<'_>) -> Result<Response, Status> {
         let user = self.pin_record(PinRef::User)?;
-        let options = self.state.config.map_or(0, |c| c.options);
+        let options = self.state.options();
         if options & OPTION_RESET_RETRY_COUNTER == 0 {
             return Err(Status::CommandNotAllowed);
         }
@@ -110,10 +116,12 @@ impl Card {
             return Err(Status::WrongLength);
         }
         let so_restored = self.check_pin(PinRef::So, so_pin)?;
+        // A PIN the SO sets on a transport-PIN card is a transport PIN again.
         let user = match new_pin {
             Some(pin) => {
                 let salt = self.salt();
                 PinRecord::new(pin, user.max_tries, salt)
+                    .transport(options & OPTION_TRANSPORT_PIN != 0)
             }
             None => user.with_counter_reset(),
         };

@@ -1,52 +1,30 @@
-//! Key backup and restore under the DKEK: IMPORT DKEK SHARE, WRAP KEY and UNWRAP KEY.
+//! Key backup and restore under a key domain's DKEK: WRAP KEY and UNWRAP KEY. A key is
+//! wrapped under the DKEK of its own domain; a blob is unwrapped into the domain whose DKEK
+//! has the blob's KCV.
 
 use crate::apdu::{Response, Status};
 use crate::card::Card;
 use crate::crypto::keyblob::{self, BlobError, KeyEncryptionKeys};
 use crate::limits::OBJECT_OVERHEAD;
-use crate::model::dkek::Dkek;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{Access, EF_UNWRAP_STAGING};
 use crate::model::Change;
 use crate::store::record::stored_len;
 
 impl Card {
-    /// IMPORT DKEK SHARE: adds one share, or (without data) reports the DKEK status.
-    ///
-    /// A card initialised without DKEK shares answers `6D00`, which OpenSC's sc-hsm-tool takes
-    /// as "not initialised for key shares" and then prints nothing about a DKEK.
-    pub(super) fn import_dkek_share(&mut self, share: Option<&[u8]>) -> Result<Response, Status> {
-        if matches!(self.state.dkek, Dkek::Absent) {
-            return Err(Status::InsNotSupported);
-        }
-        if let Some(share) = share {
-            let share: &[u8; 32] = share.try_into().map_err(|_| Status::WrongLength)?;
-            let next = self
-                .state
-                .dkek
-                .with_share(share)
-                .ok_or(Status::CommandNotAllowed)?;
-            self.commit(vec![Change::Dkek(next)])?;
-        }
-        let answer = self
-            .state
-            .dkek
-            .status_answer()
-            .ok_or(Status::ReferencedDataNotFound)?;
-        Ok(Response::ok(answer))
+    /// The wrapping keys of domain `kd`, once its DKEK is complete (`6A88` otherwise).
+    fn key_encryption_keys(&self, kd: u8) -> Result<KeyEncryptionKeys, Status> {
+        self.state
+            .domain(kd)
+            .and_then(|d| d.ready_value())
+            .map(KeyEncryptionKeys::derive)
+            .ok_or(Status::ReferencedDataNotFound)
     }
 
-    fn key_encryption_keys(&self) -> Result<KeyEncryptionKeys, Status> {
-        match &self.state.dkek {
-            Dkek::Ready { value, .. } => Ok(KeyEncryptionKeys::derive(value)),
-            _ => Err(Status::ReferencedDataNotFound),
-        }
-    }
-
-    /// WRAP KEY: the key as a blob under the DKEK. The device key is never exported.
+    /// WRAP KEY: the key as a blob under its domain's DKEK. The device key is never
+    /// exported.
     pub(super) fn wrap_key(&mut self, key_id: u8) -> Result<Response, Status> {
         self.session.require(Access::UserPin)?;
-        let keys = self.key_encryption_keys()?;
         if key_id == DEVICE_KEY_ID {
             return Err(Status::ConditionsNotSatisfied);
         }
@@ -55,20 +33,24 @@ impl Card {
             .keys
             .get(&key_id)
             .ok_or(Status::ReferencedDataNotFound)?;
+        let keys = self.key_encryption_keys(key.policy.domain_or_default())?;
         Ok(Response::ok(keyblob::wrap(&keys, key, &mut *self.rng)))
     }
 
     /// UNWRAP KEY: imports a blob (from the data, or from EF 2F10 when there is none) as key
-    /// `key_id`, which must be free. KCV and MAC are checked before anything is decrypted; a
-    /// refused blob changes nothing. The answer is a fresh CV request for the key, signed by
+    /// `key_id`, which must be free, into the domain whose DKEK the blob names by its KCV.
+    /// KCV and MAC are checked before anything is decrypted; a refused blob changes nothing. The answer is a fresh CV request for the key, signed by
     /// the device key; like a real card, the card does not store it in `CExx` (sc-hsm-tool
     /// writes the wrap file's own certificate there).
     pub(super) fn unwrap_key(&mut self, key_id: u8, data: &[u8]) -> Result<Response, Status> {
-        if key_id == DEVICE_KEY_ID {
-            return Err(Status::IncorrectP1P2);
+        self.require_key_slot(key_id)?;
+        // Domains with a complete DKEK, by KCV.
+        let ready: Vec<(u8, KeyEncryptionKeys)> = (0..self.state.key_domain_slots())
+            .filter_map(|kd| Some((kd, self.key_encryption_keys(kd).ok()?)))
+            .collect();
+        if ready.is_empty() {
+            return Err(Status::ReferencedDataNotFound);
         }
-        self.session.require(Access::UserPin)?;
-        let keys = self.key_encryption_keys()?;
         if self.state.keys.contains_key(&key_id) {
             return Err(Status::FileExists);
         }
@@ -83,10 +65,16 @@ impl Card {
         } else {
             data
         };
-        let key = keyblob::unwrap(&keys, blob).map_err(|e| match e {
+        // A blob for none of the domains is refused like a damaged one.
+        let (kd, keys) = ready
+            .iter()
+            .find(|(_, keys)| blob.get(..8) == Some(&keys.kcv()[..]))
+            .ok_or(Status::IncorrectData)?;
+        let mut key = keyblob::unwrap(keys, blob).map_err(|e| match e {
             BlobError::Rejected => Status::IncorrectData,
             BlobError::Unsupported => Status::FunctionNotSupported,
         })?;
+        key.policy.domain = (*kd != 0).then_some(*kd);
         self.limits
             .admit(&self.state, 1, 1, stored_len(&key) + OBJECT_OVERHEAD)?;
         let request = self.attest(key_id, &key)?;

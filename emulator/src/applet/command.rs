@@ -67,10 +67,20 @@ instructions! {
     Verify = 0x20, "VERIFY", 0x00, [0x0081, 0x0088];
     ChangeReferenceData = 0x24, "CHANGE REFERENCE DATA", 0x00, [0x0081, 0x0088];
     ResetRetryCounter = 0x2C, "RESET RETRY COUNTER", 0x00, [0x0081, 0x0181];
+    /// With data: initialise; without: read the configuration and version.
     InitializeDevice = 0x50, "INITIALIZE DEVICE", 0x80, [0x0000];
-    ImportDkekShare = 0x52, "IMPORT DKEK SHARE", 0x80, [0x0000];
+    /// P1 the action (`00` status or import a DKEK share, `01` create, `02` create XKEK,
+    /// `03` delete, `04` clear the KEK), P2 the key domain. `80 52 00 00` is IMPORT DKEK
+    /// SHARE into the default domain.
+    ManageKeyDomain = 0x52, "MANAGE KEY DOMAIN", 0x80, [0x0000, 0x0001, 0x0101, 0x0301];
     /// P1 key id, P2 the key signing the outer request (`00`: the device key).
     GenerateKeyPair = 0x46, "GENERATE ASYMMETRIC KEY PAIR", 0x00, [0x0300];
+    /// P1 key id, P2 `B0`/`B1`/`B2`: AES-128/192/256.
+    GenerateSymmetricKey = 0x48, "GENERATE SYMMETRIC KEY", 0x00, [0x01B0, 0x02B2];
+    /// P1 key id, P2 algorithm (`10`/`11` AES-CBC, `18` CMAC, `99` derivation).
+    CipherSymmetric = 0x78, "CIPHER SYMMETRIC", 0x80, [0x0110, 0x0111, 0x0118, 0x0199];
+    /// P1 the source key, P2 the new key; data `98 ‖ scalar`.
+    DeriveEcKey = 0x76, "DERIVE EC KEY", 0x80, [0x0102];
     /// P1 key id, P2 algorithm.
     Sign = 0x68, "SIGN", 0x80, [0x0120, 0x0270];
     /// P1 key id, P2 algorithm.
@@ -114,6 +124,23 @@ pub(crate) enum Unblock<'a> {
     CounterOnly { so_pin: &'a [u8] },
 }
 
+/// What MANAGE KEY DOMAIN does (P1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DomainAction<'a> {
+    /// `00` without data: the domain's status.
+    Status,
+    /// `00` with data: one DKEK share.
+    ImportShare(&'a [u8]),
+    /// `01`: a DKEK domain assembled from `shares` shares (`0`: the card generates it).
+    CreateDkek { shares: u8 },
+    /// `02`: a domain whose KEK is agreed with another card (XKEK).
+    CreateXkek,
+    /// `03`.
+    Delete,
+    /// `04`: forget the domain's KEK; its shares can be imported again.
+    ClearKek,
+}
+
 /// One command of the application, syntax checked.
 #[derive(Debug)]
 pub(crate) enum Request<'a> {
@@ -155,8 +182,11 @@ pub(crate) enum Request<'a> {
     InitializeDevice {
         data: &'a [u8],
     },
-    ImportDkekShare {
-        share: Option<&'a [u8]>,
+    /// `80 50 00 00` without data.
+    ReadConfiguration,
+    ManageKeyDomain {
+        domain: u8,
+        action: DomainAction<'a>,
     },
     GetChallenge {
         len: usize,
@@ -175,6 +205,24 @@ pub(crate) enum Request<'a> {
         key_id: u8,
         algorithm: u8,
         data: &'a [u8],
+    },
+    GenerateSymmetricKey {
+        key_id: u8,
+        /// Key length in bytes.
+        size: usize,
+        data: &'a [u8],
+    },
+    CipherSymmetric {
+        key_id: u8,
+        algorithm: u8,
+        data: &'a [u8],
+    },
+    DeriveEcKey {
+        source: u8,
+        target: u8,
+        /// The derivation algorithm id (`98`) the data starts with.
+        algorithm: u8,
+        scalar: &'a [u8],
     },
     WrapKey {
         key_id: u8,
@@ -348,16 +396,23 @@ impl<'a> Request<'a> {
             }
             Ins::InitializeDevice => {
                 p1p2_zero(command)?;
-                Request::InitializeDevice {
-                    data: not_empty(data)?,
+                match data {
+                    [] => Request::ReadConfiguration,
+                    _ => Request::InitializeDevice { data },
                 }
             }
-            Ins::ImportDkekShare => {
-                // P1/P2 other than 00 address key domains, which this card does not offer.
-                p1p2_zero(command)?;
-                Request::ImportDkekShare {
-                    share: (!data.is_empty()).then_some(data),
-                }
+            Ins::ManageKeyDomain => {
+                let action = match (p1, data) {
+                    (0x00, []) => DomainAction::Status,
+                    (0x00, share) => DomainAction::ImportShare(share),
+                    (0x01, [shares]) => DomainAction::CreateDkek { shares: *shares },
+                    (0x02, _) => DomainAction::CreateXkek,
+                    (0x03, []) => DomainAction::Delete,
+                    (0x04, []) => DomainAction::ClearKek,
+                    (0x01 | 0x03 | 0x04, _) => return Err(Status::WrongLength),
+                    _ => return Err(Status::IncorrectP1P2),
+                };
+                Request::ManageKeyDomain { domain: p2, action }
             }
             Ins::GetChallenge => {
                 p1p2_zero(command)?;
@@ -381,6 +436,30 @@ impl<'a> Request<'a> {
                 key_id: p1,
                 algorithm: p2,
                 data,
+            },
+            Ins::GenerateSymmetricKey => Request::GenerateSymmetricKey {
+                key_id: p1,
+                size: match p2 {
+                    0xB0 => 16,
+                    0xB1 => 24,
+                    0xB2 => 32,
+                    _ => return Err(Status::IncorrectP1P2),
+                },
+                data,
+            },
+            Ins::CipherSymmetric => Request::CipherSymmetric {
+                key_id: p1,
+                algorithm: p2,
+                data,
+            },
+            Ins::DeriveEcKey => match data {
+                [algorithm, scalar @ ..] if !scalar.is_empty() => Request::DeriveEcKey {
+                    source: p1,
+                    target: p2,
+                    algorithm: *algorithm,
+                    scalar,
+                },
+                _ => return Err(Status::WrongLength),
             },
             Ins::WrapKey => {
                 if p2 != 0x92 {

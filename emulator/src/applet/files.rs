@@ -38,7 +38,7 @@ impl Card {
         }
         self.session.select_application();
 
-        let options = self.state.config.map_or(0, |c| c.options);
+        let options = self.state.options();
         let [opt_hi, opt_lo] = options.to_be_bytes();
         // 82 01 78: a shareable DF; 85: options, card type, version.
         let mut content = vec![0x82, 0x01, 0x78];
@@ -50,19 +50,33 @@ impl Card {
         Ok(template(answer, &content))
     }
 
-    /// SELECT by FID: an EF (or a key, shown as an empty working EF) becomes the current EF.
+    /// SELECT by FID: an EF becomes the current EF. A key is shown as an empty working EF
+    /// whose proprietary template `A5` tells its use counter (`90`, when it has one), its
+    /// allowed algorithms (`91`, when restricted) and its key domain (`92`).
     pub(super) fn select_file(
         &mut self,
         fid: u16,
         answer: SelectAnswer,
     ) -> Result<Response, Status> {
-        let size = match self.state.files.get(&fid) {
-            Some(file) => file.data.len(),
-            None if self.is_key(fid) => 0,
-            None => return Err(Status::NotFound),
+        let key = objects::key_id(fid).and_then(|id| self.state.keys.get(&id));
+        let mut content = match (self.state.files.get(&fid), key) {
+            (Some(file), _) => objects::ef_control_parameters(fid, file.data.len()),
+            (None, Some(_)) => objects::ef_control_parameters(fid, 0),
+            (None, None) => return Err(Status::NotFound),
         };
+        if let Some(key) = key {
+            let mut info = Vec::new();
+            if let Some(n) = key.policy.uses_left {
+                tlv::write(&mut info, 0x90, &n.to_be_bytes());
+            }
+            if let Some(list) = &key.policy.algorithms {
+                tlv::write(&mut info, 0x91, list);
+            }
+            tlv::write(&mut info, 0x92, &[key.policy.domain_or_default()]);
+            tlv::write(&mut content, 0xA5, &info);
+        }
         self.session.current_ef = Some(fid);
-        Ok(template(answer, &objects::ef_control_parameters(fid, size)))
+        Ok(template(answer, &content))
     }
 
     pub(super) fn read_binary(
@@ -91,7 +105,9 @@ impl Card {
         })
     }
 
-    /// UPDATE BINARY with odd INS: writes at `offset`, creating the file if needed.
+    /// UPDATE BINARY with odd INS: writes at `offset`, creating the file if needed. A write
+    /// at offset 0 replaces the whole content (hosts stage blobs of different lengths in
+    /// EF 2F10 without deleting it); a write further on keeps what is around it.
     pub(super) fn update_binary(
         &mut self,
         target: Target,
@@ -115,6 +131,9 @@ impl Card {
             return Err(Status::NotEnoughMemory);
         }
         let growth = end.saturating_sub(content.len()) + new_objects * OBJECT_OVERHEAD;
+        if offset == 0 {
+            content.clear();
+        }
         self.limits.admit(&self.state, new_objects, 0, growth)?;
         if end > content.len() {
             content.resize(end, 0);

@@ -1,5 +1,6 @@
-//! GENERATE ASYMMETRIC KEY PAIR, and the authenticated CV request that carries a key's public
-//! half out of the card (GENERATE answers one; UNWRAP KEY makes one for the imported key).
+//! GENERATE ASYMMETRIC KEY PAIR and DERIVE EC KEY, and the authenticated CV request that
+//! carries a key's public half out of the card (GENERATE answers one; UNWRAP KEY makes one for
+//! the imported key).
 
 use crate::apdu::{tlv, Response, Status};
 use crate::card::Card;
@@ -10,6 +11,9 @@ use crate::crypto::{rsa, CryptoError};
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord, DEVICE_KEY_ID};
 use crate::model::objects;
 use crate::model::{Change, FileEntry};
+
+/// The algorithm id of DERIVE EC KEY (in the data, and in a key's allowed-algorithm list).
+const ALGORITHM_EC_DERIVE: u8 = 0x98;
 
 /// Public exponent used when a request does not name one.
 const DEFAULT_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
@@ -81,20 +85,7 @@ impl<'a> KeyGenRequest<'a> {
                 KeySpec::Ec(curve)
             }
         };
-        let policy = KeyPolicy {
-            uses_left: match find(0x90) {
-                Some(v) => Some(u32::from_be_bytes(
-                    v.try_into().map_err(|_| Status::IncorrectData)?,
-                )),
-                None => None,
-            },
-            algorithms: find(0x91).map(<[u8]>::to_vec),
-            domain: match find(0x92) {
-                Some([d]) => Some(*d),
-                Some(_) => return Err(Status::IncorrectData),
-                None => None,
-            },
-        };
+        let policy = policy_tags(&tlvs)?;
         Ok(KeyGenRequest {
             fields: RequestFields {
                 profile: find(cvc::tag::PROFILE).unwrap_or(&[0x00]),
@@ -110,7 +101,53 @@ impl<'a> KeyGenRequest<'a> {
     }
 }
 
+/// The policy tags that follow a key generation request: `90` use counter (4 bytes), `91`
+/// allowed algorithms, `92` key domain, `93` wrapping key (1 byte each).
+pub(super) fn policy_tags(tlvs: &[tlv::Tlv<'_>]) -> Result<KeyPolicy, Status> {
+    let find = |tag: u16| tlvs.iter().find(|t| t.tag == tag).map(|t| t.value);
+    let byte = |tag: u16| match find(tag) {
+        Some([b]) => Ok(Some(*b)),
+        Some(_) => Err(Status::IncorrectData),
+        None => Ok(None),
+    };
+    Ok(KeyPolicy {
+        uses_left: match find(0x90) {
+            Some(v) => Some(u32::from_be_bytes(
+                v.try_into().map_err(|_| Status::IncorrectData)?,
+            )),
+            None => None,
+        },
+        algorithms: match find(0x91) {
+            Some([]) => return Err(Status::IncorrectData),
+            list => list.map(<[u8]>::to_vec),
+        },
+        domain: byte(0x92)?,
+        wrapping_key: byte(0x93)?,
+    })
+}
+
 impl Card {
+    /// The checks before a key is made in `key_id` (generated, derived or unwrapped): never
+    /// in the device key's reference (`6A86`), and only with the user PIN verified.
+    pub(super) fn require_key_slot(&self, key_id: u8) -> Result<(), Status> {
+        if key_id == DEVICE_KEY_ID {
+            return Err(Status::IncorrectP1P2);
+        }
+        self.session.require(objects::Access::UserPin)
+    }
+
+    /// Whether keys may be generated into `policy`'s key domain: domain 0 always, another
+    /// one once MANAGE KEY DOMAIN created it (`6A88` otherwise).
+    pub(super) fn check_domain(&self, policy: &KeyPolicy) -> Result<(), Status> {
+        match policy.domain {
+            None | Some(0) => Ok(()),
+            Some(kd) => match self.state.domain(kd) {
+                Some(d) if !matches!(d, crate::model::dkek::Dkek::Absent) => Ok(()),
+                _ => Err(Status::ReferencedDataNotFound),
+            },
+        }
+    }
+
     /// GENERATE ASYMMETRIC KEY PAIR: a new key in `CCxx`, answered (and stored in `CExx`) as
     /// an authenticated CV request: self-signed by the new key, signed by the device key
     /// (P2 `00`) or by the EC key P2 names.
@@ -120,15 +157,9 @@ impl Card {
         signer: u8,
         data: &[u8],
     ) -> Result<Response, Status> {
-        if key_id == DEVICE_KEY_ID {
-            return Err(Status::IncorrectP1P2);
-        }
-        self.session.require(objects::Access::UserPin)?;
+        self.require_key_slot(key_id)?;
         let request = KeyGenRequest::parse(data)?;
-        // The card offers only the default key domain.
-        if request.policy.domain.is_some_and(|d| d != 0) {
-            return Err(Status::ReferencedDataNotFound);
-        }
+        self.check_domain(&request.policy)?;
         let ce = objects::certificate_fid(key_id);
         let new_key = usize::from(!self.state.keys.contains_key(&key_id));
         let new_objects = new_key + usize::from(!self.state.files.contains_key(&ce));
@@ -171,7 +202,7 @@ impl Card {
         }
         match self.state.keys.get(&signer).map(|k| &k.material) {
             Some(KeyMaterial::Ec { .. }) => Ok(outer_car.ok_or(Status::IncorrectData)?.to_vec()),
-            Some(KeyMaterial::Rsa(_)) => Err(Status::FunctionNotSupported),
+            Some(KeyMaterial::Rsa(_) | KeyMaterial::Aes(_)) => Err(Status::FunctionNotSupported),
             None => Err(Status::NotFound),
         }
     }
@@ -186,8 +217,12 @@ impl Card {
     }
 
     /// The fields of a request for an imported key: the device as CAR, the CHR made of the
-    /// serial and the key id, SHA-256 signature algorithms.
+    /// serial and the key id, SHA-256 signature algorithms. A secret (AES) key has no public
+    /// half: nothing.
     pub(super) fn attest(&mut self, key_id: u8, key: &KeyRecord) -> Result<Vec<u8>, Status> {
+        if matches!(key.material, KeyMaterial::Aes(_)) {
+            return Ok(Vec::new());
+        }
         let device_chr = self.device_chr()?.to_string();
         let chr = format!("{}{key_id:05}", self.serial());
         let (oid, algorithm) = match &key.material {
@@ -195,7 +230,9 @@ impl Card {
                 cvc::OID_TA_RSA_V15_SHA256,
                 TaAlgorithm::RsaPkcs1(Hash::Sha256),
             ),
-            KeyMaterial::Ec { .. } => (cvc::OID_TA_ECDSA_SHA256, TaAlgorithm::Ecdsa(Hash::Sha256)),
+            KeyMaterial::Ec { .. } | KeyMaterial::Aes(_) => {
+                (cvc::OID_TA_ECDSA_SHA256, TaAlgorithm::Ecdsa(Hash::Sha256))
+            }
         };
         let fields = RequestFields {
             profile: &[0x00],
@@ -225,6 +262,7 @@ impl Card {
                 let point = key.ec_public_point().map_err(|_| Status::IncorrectData)?;
                 cvc::ec_public_key(fields.oid, &point, Some(&curve.domain()))
             }
+            KeyMaterial::Aes(_) => return Err(Status::FunctionNotSupported),
         };
         let body = RequestBody {
             profile: fields.profile,
@@ -264,5 +302,66 @@ impl Card {
             _ => Err(CryptoError::WrongKeyType),
         };
         Ok(signature?)
+    }
+
+    /// DERIVE EC KEY: a new EC key `target` with d' = d + scalar mod n from key `source`,
+    /// on the same curve, in the same domain and with the same algorithm list; it counts as
+    /// one use of the source key. The new key gets no `CExx`: the host writes its
+    /// description.
+    pub(super) fn derive_ec_key(
+        &mut self,
+        source: u8,
+        target: u8,
+        algorithm: u8,
+        scalar: &[u8],
+    ) -> Result<Response, Status> {
+        self.require_key_slot(target)?;
+        if source == DEVICE_KEY_ID {
+            return Err(Status::FunctionNotSupported);
+        }
+        let key = self.state.keys.get(&source).ok_or(Status::NotFound)?;
+        let KeyMaterial::Ec { curve, scalar: d } = &key.material else {
+            return Err(Status::FunctionNotSupported);
+        };
+        if algorithm != ALGORITHM_EC_DERIVE {
+            return Err(Status::FunctionNotSupported);
+        }
+        if key.policy.uses_left == Some(0) {
+            return Err(Status::ReferenceDataNotUsable);
+        }
+        if !key.policy.allows(algorithm) {
+            return Err(Status::FunctionNotSupported);
+        }
+        if scalar.len() > curve.order_len() {
+            return Err(Status::WrongLength);
+        }
+        if self.state.keys.contains_key(&target) {
+            return Err(Status::FileExists);
+        }
+        let derived = curve.add_scalars(d, scalar).ok_or(Status::IncorrectData)?;
+        let new_key = KeyRecord {
+            material: KeyMaterial::Ec {
+                curve: *curve,
+                scalar: derived,
+            },
+            policy: KeyPolicy {
+                uses_left: None,
+                ..key.policy.clone()
+            },
+        };
+        let mut source_key = key.clone();
+        source_key.policy.uses_left = key.policy.uses_left.map(|n| n - 1);
+        self.limits.admit(
+            &self.state,
+            1,
+            1,
+            crate::store::record::stored_len(&new_key) + crate::limits::OBJECT_OVERHEAD,
+        )?;
+        let mut batch = vec![Change::PutKey(target, new_key)];
+        if source_key.policy.uses_left.is_some() {
+            batch.push(Change::PutKey(source, source_key));
+        }
+        self.commit(batch)?;
+        Ok(Response::empty())
     }
 }

@@ -1,8 +1,8 @@
-//! INITIALIZE DEVICE: PINs, options and the DKEK set-up; every object but the device key and
-//! its certificates erased.
+//! INITIALIZE DEVICE: PINs, options, the DKEK and the key domain slots; every object but the
+//! device key and its certificates erased. Without data, `80 50 00 00` reads the card's
+//! configuration and version.
 
-use zeroize::Zeroizing;
-
+use super::VERSION;
 use crate::apdu::{tlv, Response, Status};
 use crate::card::Card;
 use crate::model::dkek::Dkek;
@@ -11,7 +11,9 @@ use crate::model::objects::EF_DEVICE_CERTIFICATES;
 use crate::model::pin::{
     PinRecord, PinRef, DEFAULT_USER_PIN_TRIES, SO_PIN_LENGTH, SO_PIN_TRIES, USER_PIN_LENGTHS,
 };
-use crate::model::{Change, Config, OPTION_RESET_RETRY_COUNTER};
+use crate::model::{
+    Change, Config, MAX_KEY_DOMAINS, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN,
+};
 
 /// The parameters of INITIALIZE DEVICE, syntax checked.
 struct InitParams<'a> {
@@ -20,6 +22,7 @@ struct InitParams<'a> {
     so_pin: &'a [u8],
     user_pin_tries: u8,
     dkek_shares: Option<u8>,
+    key_domains: u8,
 }
 
 impl<'a> InitParams<'a> {
@@ -30,6 +33,7 @@ impl<'a> InitParams<'a> {
         let mut so_pin = None;
         let mut user_pin_tries = DEFAULT_USER_PIN_TRIES;
         let mut dkek_shares = None;
+        let mut key_domains = 1;
         for t in tlvs {
             match (t.tag, t.value) {
                 (0x80, [hi, lo]) => options = u16::from_be_bytes([*hi, *lo]),
@@ -39,8 +43,10 @@ impl<'a> InitParams<'a> {
                 (0x92, [n]) => dkek_shares = Some(*n),
                 // Public-key authentication (93) is not offered by this card.
                 (0x93, _) => return Err(Status::FunctionNotSupported),
-                // Biometric server AIDs (95, 96) and key domains (97) are accepted and unused.
-                (0x95..=0x97, _) => {}
+                // Biometric server AIDs: accepted, unused (the card has no biometric PIN).
+                (0x95 | 0x96, _) => {}
+                // Key domain slots, domain 0 included; 0 means domain 0 only.
+                (0x97, [n @ 0..=MAX_KEY_DOMAINS]) => key_domains = (*n).max(1),
                 _ => return Err(Status::IncorrectData),
             }
         }
@@ -50,6 +56,7 @@ impl<'a> InitParams<'a> {
             so_pin: so_pin.ok_or(Status::IncorrectData)?,
             user_pin_tries,
             dkek_shares,
+            key_domains,
         })
     }
 }
@@ -64,25 +71,25 @@ impl Card {
             Some(_) => self.check_pin(PinRef::So, params.so_pin)?,
             None => PinRecord::new(params.so_pin, SO_PIN_TRIES, self.salt()),
         };
-        let user_record = PinRecord::new(params.user_pin, params.user_pin_tries, self.salt());
+        let user_record = PinRecord::new(params.user_pin, params.user_pin_tries, self.salt())
+            .transport(params.options & OPTION_TRANSPORT_PIN != 0);
         let dkek = match params.dkek_shares {
             None => Dkek::Absent,
-            Some(0) => {
-                let mut value = Zeroizing::new([0u8; 32]);
-                self.rng.fill_bytes(&mut value[..]);
-                Dkek::Ready { total: 0, value }
-            }
-            Some(n) => Dkek::awaiting(n),
+            Some(n) => self.new_dkek(n),
         };
 
         let mut batch = vec![
             Change::Config(Some(Config {
                 options: params.options,
+                key_domains: params.key_domains,
             })),
             Change::Pin(PinRef::So, Some(so_record)),
             Change::Pin(PinRef::User, Some(user_record)),
-            Change::Dkek(dkek),
+            Change::Domain(0, dkek),
         ];
+        // Every other key domain goes with the keys.
+        let domains = self.state.domains.keys().copied();
+        batch.extend(domains.map(|kd| Change::Domain(kd, Dkek::Absent)));
         // Everything but the device key and its certificates goes.
         let files = self.state.files.keys().copied();
         batch.extend(
@@ -101,5 +108,23 @@ impl Card {
         // The host writes EF.TokenInfo right after initialisation.
         self.session.set_verified(PinRef::User, true);
         Ok(Response::empty())
+    }
+
+    /// `80 50 00 00` without data: the configuration and the version, 8 bytes:
+    /// options (2) ‖ user PIN retry counter ‖ key domain slots ‖ major ‖ minor ‖ `00 00`.
+    /// CardContact's Java card service reads the version at offsets len-4 and len-3.
+    pub(super) fn read_configuration(&self) -> Response {
+        let [hi, lo] = self.state.options().to_be_bytes();
+        let tries = self.state.user_pin.as_ref().map_or(0, |p| p.max_tries);
+        Response::ok(vec![
+            hi,
+            lo,
+            tries,
+            self.state.key_domain_slots(),
+            VERSION.0,
+            VERSION.1,
+            0,
+            0,
+        ])
     }
 }

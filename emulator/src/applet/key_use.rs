@@ -1,4 +1,4 @@
-//! SIGN and DECIPHER: a private key of the card used under its policy.
+//! SIGN, DECIPHER and CIPHER SYMMETRIC: a key of the card used under its policy.
 
 use crate::apdu::{Response, Status};
 use crate::card::Card;
@@ -18,8 +18,10 @@ impl From<CryptoError> for Status {
 }
 
 impl Card {
-    /// SIGN (`80 68`) and DECIPHER (`80 62`): checks login, key, policy and input, performs
-    /// the operation, and commits a usage counter before the result leaves the card.
+    /// SIGN (`80 68`), DECIPHER (`80 62`) and CIPHER SYMMETRIC (`80 78`): checks login, key,
+    /// policy and input, performs the operation, and commits a usage counter before the
+    /// result leaves the card. An algorithm the key's list (tag 91) does not name answers
+    /// `6A81`, as one that does not apply to the key's type.
     pub(super) fn use_key(
         &mut self,
         key_id: u8,
@@ -37,9 +39,9 @@ impl Card {
             return Err(Status::ReferenceDataNotUsable);
         }
         if !key.policy.allows(algorithm_id) {
-            return Err(Status::ConditionsNotSatisfied);
+            return Err(Status::FunctionNotSupported);
         }
-        if input.is_empty() {
+        if input.is_empty() && !algorithm.accepts_empty_input() {
             return Err(Status::WrongLength);
         }
         let output = crypto::perform(&key.material, algorithm, input, &mut *self.rng)?;

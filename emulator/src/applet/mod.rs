@@ -4,19 +4,24 @@
 //!
 //! - [`files`]: SELECT, READ BINARY, UPDATE BINARY, DELETE FILE, ENUMERATE OBJECTS
 //! - [`authentication`]: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GET CHALLENGE
-//! - [`initialization`]: INITIALIZE DEVICE
-//! - [`generation`]: GENERATE ASYMMETRIC KEY PAIR and the CV requests that carry new keys
-//! - [`key_use`]: SIGN, DECIPHER
-//! - [`backup`]: IMPORT DKEK SHARE, WRAP KEY, UNWRAP KEY
+//! - [`initialization`]: INITIALIZE DEVICE (and reading the configuration)
+//! - [`generation`]: GENERATE ASYMMETRIC KEY PAIR, DERIVE EC KEY and the CV requests that
+//!   carry new keys
+//! - [`symmetric`]: GENERATE SYMMETRIC KEY
+//! - [`key_use`]: SIGN, DECIPHER, CIPHER SYMMETRIC
+//! - [`domains`]: MANAGE KEY DOMAIN (IMPORT DKEK SHARE)
+//! - [`backup`]: WRAP KEY, UNWRAP KEY
 
 mod authentication;
 mod backup;
 pub(crate) mod command;
+mod domains;
 mod files;
 mod generation;
 mod initialization;
 mod key_use;
 pub(crate) mod session;
+mod symmetric;
 
 use crate::apdu::{Response, Status};
 use crate::card::Card;
@@ -58,7 +63,8 @@ pub(crate) fn dispatch(card: &mut Card, request: Request<'_>) -> Result<Response
         Request::ResetRetryCounter(unblock) => card.reset_retry_counter(unblock),
         Request::GetChallenge { len } => Ok(card.get_challenge(len)),
         Request::InitializeDevice { data } => card.initialize_device(data),
-        Request::ImportDkekShare { share } => card.import_dkek_share(share),
+        Request::ReadConfiguration => Ok(card.read_configuration()),
+        Request::ManageKeyDomain { domain, action } => card.manage_key_domain(domain, action),
         Request::GenerateKeyPair {
             key_id,
             signer,
@@ -74,6 +80,20 @@ pub(crate) fn dispatch(card: &mut Card, request: Request<'_>) -> Result<Response
             algorithm,
             data,
         } => card.use_key(key_id, algorithm, Algorithm::for_decipher(algorithm), data),
+        Request::GenerateSymmetricKey { key_id, size, data } => {
+            card.generate_symmetric_key(key_id, size, data)
+        }
+        Request::CipherSymmetric {
+            key_id,
+            algorithm,
+            data,
+        } => card.use_key(key_id, algorithm, Algorithm::for_cipher(algorithm), data),
+        Request::DeriveEcKey {
+            source,
+            target,
+            algorithm,
+            scalar,
+        } => card.derive_ec_key(source, target, algorithm, scalar),
         Request::WrapKey { key_id } => card.wrap_key(key_id),
         Request::UnwrapKey { key_id, data } => card.unwrap_key(key_id, data),
     }

@@ -222,6 +222,36 @@ impl Curve {
         }
     }
 
+    /// d + s mod n, the private scalar of DERIVE EC KEY, `order_len` bytes big-endian; `None`
+    /// for inputs longer than the order or a sum of 0. Intermediate values are wiped.
+    pub fn add_scalars(self, d: &[u8], s: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        use crypto_bigint::{BoxedUint, NonZero};
+        use zeroize::Zeroize;
+        let len = self.order_len();
+        if d.len() > len || s.len() > len {
+            return None;
+        }
+        // One byte more than the order: room for the sum before its reduction.
+        let bits = (len as u32 + 1) * 8;
+        let order = BoxedUint::from_be_slice(self.domain().order, bits).ok()?;
+        let n = NonZero::new(order).into_option()?;
+        let mut values = [
+            BoxedUint::from_be_slice(d, bits).ok()?,
+            BoxedUint::from_be_slice(s, bits).ok()?,
+        ];
+        for v in &mut values {
+            let mut reduced = v.rem(&n);
+            std::mem::swap(v, &mut reduced);
+            reduced.zeroize();
+        }
+        let mut sum = values[0].add_mod(&values[1], &n);
+        let bytes = Zeroizing::new(sum.to_be_bytes());
+        sum.zeroize();
+        values.iter_mut().for_each(Zeroize::zeroize);
+        let out = Zeroizing::new(bytes[bytes.len() - len..].to_vec());
+        out.iter().any(|b| *b != 0).then_some(out)
+    }
+
     /// Uncompressed public point 04||X||Y of a private scalar.
     pub fn public_point(self, scalar: &[u8]) -> Result<Vec<u8>, EcError> {
         with_curve!(self, public_point(scalar))

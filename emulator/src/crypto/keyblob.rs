@@ -1,5 +1,6 @@
-//! The wrapped-key blob of WRAP KEY and UNWRAP KEY: a private key encrypted and authenticated
-//! under keys derived from the DKEK, in the format real SmartCard-HSMs export and import.
+//! The wrapped-key blob of WRAP KEY and UNWRAP KEY: a private or secret key encrypted and
+//! authenticated under keys derived from a key domain's DKEK, in the format real
+//! SmartCard-HSMs export and import.
 //!
 //! ```text
 //! KCV (8) ‖ key type (1) ‖ len+default algorithm OID ‖ len+allowed algorithms
@@ -8,17 +9,18 @@
 //!   ‖ AES-CMAC(Kmac) over everything before it (16)
 //! ```
 //!
+//! An AES key (type `0F`, OID 2.16.840.1.101.3.4.1) has no fields: the encrypted part is
+//! `random (8) ‖ key length in bytes (2) ‖ key ‖ 80 00..`.
+//!
 //! Kenc = SHA-256(DKEK ‖ 00000001), Kmac = SHA-256(DKEK ‖ 00000002). UNWRAP checks KCV and
 //! MAC before it decrypts anything.
 
 use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use ::rsa::BoxedUint;
-use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
-use aes::Aes256;
-use cmac::{Cmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::aes;
 use super::ec::Curve;
 use super::rng::CardRng;
 use super::rsa::{self, boxed, trimmed};
@@ -29,10 +31,13 @@ use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord};
 const TYPE_RSA: u8 = 5;
 const TYPE_RSA_CRT: u8 = 6;
 const TYPE_EC: u8 = 12;
+const TYPE_AES: u8 = 15;
 
 /// Default algorithm OIDs (TR-03110 terminal authentication).
 const OID_RSA: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x01, 0x02];
 const OID_EC: &[u8] = &[0x04, 0x00, 0x7F, 0x00, 0x07, 0x02, 0x02, 0x02, 0x02, 0x03];
+/// 2.16.840.1.101.3.4.1, AES.
+const OID_AES: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01];
 
 /// Real cards export RSA keys up to this size in CRT form, larger ones as (d, n, e).
 const LARGEST_CRT_EXPORT: usize = 2048;
@@ -69,51 +74,23 @@ impl KeyEncryptionKeys {
         }
     }
 
-    fn cipher(&self) -> Aes256 {
-        // A 32-byte key always fits AES-256.
-        Aes256::new(
-            self.enc
-                .as_slice()
-                .try_into()
-                .unwrap_or(&Default::default()),
-        )
+    /// The KCV of the DKEK these keys come from.
+    pub fn kcv(&self) -> [u8; 8] {
+        self.kcv
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 16] {
-        let mut mac = <Cmac<Aes256> as KeyInit>::new(
-            self.mac
-                .as_slice()
-                .try_into()
-                .unwrap_or(&Default::default()),
-        );
-        mac.update(data);
-        mac.finalize().into_bytes().into()
+        // A 32-byte key always fits AES-256.
+        aes::cmac(self.mac.as_slice(), data).unwrap_or_default()
     }
 
-    fn encrypt_cbc(&self, plain: &mut [u8]) {
-        let cipher = self.cipher();
-        let mut chain = [0u8; 16];
-        for block in plain.chunks_exact_mut(16) {
-            block.iter_mut().zip(chain).for_each(|(b, c)| *b ^= c);
-            let mut b = aes::Block::try_from(&*block).unwrap_or_default();
-            cipher.encrypt_block(&mut b);
-            block.copy_from_slice(&b);
-            chain.copy_from_slice(block);
-        }
+    /// AES-256-CBC of whole blocks (the callers pad first).
+    fn encrypt_cbc(&self, plain: &[u8]) -> Vec<u8> {
+        aes::cbc_encrypt(self.enc.as_slice(), plain).unwrap_or_default()
     }
 
-    fn decrypt_cbc(&self, data: &mut [u8]) {
-        let cipher = self.cipher();
-        let mut chain = [0u8; 16];
-        for block in data.chunks_exact_mut(16) {
-            let mut next = [0u8; 16];
-            next.copy_from_slice(block);
-            let mut b = aes::Block::try_from(&*block).unwrap_or_default();
-            cipher.decrypt_block(&mut b);
-            block.copy_from_slice(&b);
-            block.iter_mut().zip(chain).for_each(|(b, c)| *b ^= c);
-            chain = next;
-        }
+    fn decrypt_cbc(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, BlobError> {
+        aes::cbc_decrypt(self.enc.as_slice(), data).map_err(|_| BlobError::Rejected)
     }
 }
 
@@ -213,15 +190,20 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
             }
             (TYPE_EC, OID_EC)
         }
+        KeyMaterial::Aes(secret) => {
+            plain.extend_from_slice(&(secret.len() as u16).to_be_bytes());
+            plain.extend_from_slice(secret);
+            (TYPE_AES, OID_AES)
+        }
     };
     // ISO 7816-4 padding.
     plain.push(0x80);
     let padded_len = plain.len().div_ceil(16) * 16;
     plain.resize(padded_len, 0);
-    keys.encrypt_cbc(&mut plain);
+    let encrypted = keys.encrypt_cbc(&plain);
 
     let algorithms = key.policy.algorithms.as_deref().unwrap_or_default();
-    seal(keys, key_type, oid, algorithms, &plain)
+    seal(keys, key_type, oid, algorithms, &encrypted)
 }
 
 /// The blob around `encrypted`: KCV, key type, default algorithm OID, allowed algorithms,
@@ -255,7 +237,7 @@ pub fn seal_for_fuzzing(
 ) -> Vec<u8> {
     let mut body = plain.to_vec();
     body.resize(body.len().div_ceil(16).max(1) * 16, 0);
-    keys.encrypt_cbc(&mut body);
+    let body = keys.encrypt_cbc(&body);
     seal(keys, key_type, OID_EC, algorithms, &body)
 }
 
@@ -281,10 +263,18 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
     if rest.is_empty() || rest.len() % 16 != 0 {
         return Err(BlobError::Rejected);
     }
-    let mut plain = Zeroizing::new(rest.to_vec());
-    keys.decrypt_cbc(&mut plain);
+    let plain = keys.decrypt_cbc(rest)?;
     let mut fields = plain.get(10..).ok_or(BlobError::Rejected)?;
     let material = match key_type {
+        TYPE_AES => {
+            let len = usize::from(u16::from_be_bytes([plain[8], plain[9]]));
+            if !aes::KEY_LENGTHS.contains(&len) || fields.len() < len {
+                return Err(BlobError::Rejected);
+            }
+            let (secret, rest) = fields.split_at(len);
+            fields = rest;
+            KeyMaterial::Aes(Zeroizing::new(secret.to_vec()))
+        }
         TYPE_RSA => {
             let [d, n, e] = take_fields(&mut fields)?;
             let key = rsa::from_components(n, e, d, &[]).ok_or(BlobError::Rejected)?;
@@ -332,6 +322,7 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
             uses_left: None,
             algorithms: (!algorithms.is_empty()).then_some(algorithms),
             domain: None,
+            wrapping_key: None,
         },
     })
 }
@@ -379,7 +370,7 @@ mod tests {
                     assert_eq!(*curve, Curve::Secp256k1);
                     assert_eq!(hex::encode(scalar), d);
                 }
-                KeyMaterial::Rsa(_) => panic!("expected an EC key"),
+                _ => panic!("expected an EC key"),
             }
         }
     }
@@ -423,12 +414,18 @@ mod tests {
                 .into_iter()
                 .map(|c| KeyRecord::generate_ec(c, &mut *rng)),
         );
+        for len in aes::KEY_LENGTHS {
+            let mut key = KeyRecord::generate_aes(len, &mut *rng).unwrap();
+            key.policy.algorithms = Some(vec![0x10, 0x11, 0x18, 0x99]);
+            all.push(key);
+        }
         for key in all {
             let blob = wrap(&keys, &key, &mut *rng);
             let expected_type = match &key.material {
                 KeyMaterial::Rsa(k) if k.size() * 8 <= 2048 => TYPE_RSA_CRT,
                 KeyMaterial::Rsa(_) => TYPE_RSA,
                 KeyMaterial::Ec { .. } => TYPE_EC,
+                KeyMaterial::Aes(_) => TYPE_AES,
             };
             assert_eq!(blob[8], expected_type);
             let back = unwrap(&keys, &blob).unwrap();

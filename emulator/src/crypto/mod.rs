@@ -1,7 +1,8 @@
-//! The card's cryptography: curves ([`ec`]), [`rsa`], hashes, the random source, CV
-//! certificates ([`cvc`]) and the wrapped-key blob ([`keyblob`]); here, the private-key
-//! operations of SIGN (`80 68`) and DECIPHER (`80 62`) by algorithm identifier.
+//! The card's cryptography: curves ([`ec`]), [`rsa`], [`aes`], hashes, the random source, CV
+//! certificates ([`cvc`]) and the wrapped-key blob ([`keyblob`]); here, the key operations of
+//! SIGN (`80 68`), DECIPHER (`80 62`) and CIPHER SYMMETRIC (`80 78`) by algorithm identifier.
 
+pub mod aes;
 pub mod cvc;
 pub mod ec;
 pub mod hash;
@@ -15,7 +16,7 @@ use rng::CardRng;
 
 use crate::model::key::KeyMaterial;
 
-/// An algorithm identifier of SIGN or DECIPHER (P2).
+/// An algorithm identifier of SIGN, DECIPHER or CIPHER SYMMETRIC (P2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     /// `20`: raw RSA on a modulus-length block.
@@ -36,6 +37,14 @@ pub enum Algorithm {
     RsaDecryptOaep,
     /// `80`: ECDH, answering the shared point.
     Ecdh,
+    /// `10`: AES-CBC encryption with IV 0, whole blocks.
+    AesCbcEncrypt,
+    /// `11`: AES-CBC decryption with IV 0, whole blocks.
+    AesCbcDecrypt,
+    /// `18`: AES-CMAC.
+    AesCmac,
+    /// `99`: key derivation ([`aes::derive`]), the derived value answered in clear.
+    AesDerive,
 }
 
 impl Algorithm {
@@ -65,8 +74,20 @@ impl Algorithm {
         }
     }
 
-    fn is_rsa(self) -> bool {
-        !matches!(self, Algorithm::Ecdsa(_) | Algorithm::Ecdh)
+    /// The algorithm of a CIPHER SYMMETRIC P2.
+    pub fn for_cipher(p2: u8) -> Option<Algorithm> {
+        match p2 {
+            0x10 => Some(Algorithm::AesCbcEncrypt),
+            0x11 => Some(Algorithm::AesCbcDecrypt),
+            0x18 => Some(Algorithm::AesCmac),
+            0x99 => Some(Algorithm::AesDerive),
+            _ => None,
+        }
+    }
+
+    /// Whether the operation has a result without input (a CMAC of nothing).
+    pub fn accepts_empty_input(self) -> bool {
+        self == Algorithm::AesCmac
     }
 }
 
@@ -89,11 +110,20 @@ pub fn perform(
     input: &[u8],
     rng: &mut dyn CardRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    match (key, algorithm.is_rsa()) {
-        (KeyMaterial::Rsa(key), true) => rsa::operation(key, algorithm, input, rng),
-        (KeyMaterial::Ec { curve, scalar }, false) => {
-            ec_operation(*curve, scalar, algorithm, input)
-        }
+    match key {
+        KeyMaterial::Rsa(key) => rsa::operation(key, algorithm, input, rng),
+        KeyMaterial::Ec { curve, scalar } => ec_operation(*curve, scalar, algorithm, input),
+        KeyMaterial::Aes(key) => aes_operation(key, algorithm, input),
+    }
+}
+
+fn aes_operation(key: &[u8], algorithm: Algorithm, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    match algorithm {
+        Algorithm::AesCbcEncrypt => aes::cbc_encrypt(key, input),
+        // The answer leaves the card; the copy wiped here is the card's own.
+        Algorithm::AesCbcDecrypt => aes::cbc_decrypt(key, input).map(|plain| plain.to_vec()),
+        Algorithm::AesCmac => aes::cmac(key, input).map(|tag| tag.to_vec()),
+        Algorithm::AesDerive => aes::derive(key, input).map(|value| value.to_vec()),
         _ => Err(CryptoError::WrongKeyType),
     }
 }
@@ -160,5 +190,10 @@ mod tests {
         );
         assert_eq!(Algorithm::for_decipher(0x80), Some(Algorithm::Ecdh));
         assert_eq!(Algorithm::for_decipher(0x20), None);
+        assert_eq!(Algorithm::for_cipher(0x18), Some(Algorithm::AesCmac));
+        assert_eq!(Algorithm::for_cipher(0x99), Some(Algorithm::AesDerive));
+        for bad in [0x00, 0x12, 0x19, 0x98, 0x9A] {
+            assert_eq!(Algorithm::for_cipher(bad), None, "{bad:02X}");
+        }
     }
 }

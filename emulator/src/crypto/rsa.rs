@@ -121,7 +121,12 @@ fn pss_sign(
     digest: &[u8],
     rng: &mut dyn CardRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    let salt = hash.output_len();
+    // The salt is as long as the hash, unless that does not fit the key (RSA-1024 with
+    // SHA-512): then the longest that fits, emLen - hLen - 2 (RFC 8017, 9.1.1).
+    let em_len = (key.n().bit_width() as usize - 1).div_ceil(8);
+    let salt = hash
+        .output_len()
+        .min(em_len.saturating_sub(hash.output_len() + 2));
     let mut rng = Adapter(rng);
     with_digest!(hash, D => key.sign_with_rng(&mut rng, Pss::<D>::new_with_salt(salt), digest))
         .map_err(|_| CryptoError::BadInput)
@@ -187,7 +192,7 @@ pub(super) fn operation(
             key.decrypt_blinded(&mut Adapter(rng), Oaep::<sha1::Sha1>::new(), input)
                 .map_err(|_| CryptoError::BadInput)
         }
-        Algorithm::Ecdsa(_) | Algorithm::Ecdh => Err(CryptoError::WrongKeyType),
+        _ => Err(CryptoError::WrongKeyType),
     }
 }
 

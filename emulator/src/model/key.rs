@@ -1,7 +1,7 @@
 //! Private keys held by the card (`CCxx`), with the use policy GENERATE gave them.
 //!
-//! Key material leaves the card only as a signature, a decryption, a shared secret or a
-//! DKEK-wrapped blob; it is wiped when dropped. Keys are kept parsed in memory, so an operation
+//! Key material leaves the card only as a signature, a decryption, a shared secret, a MAC, a
+//! derived value or a DKEK-wrapped blob; it is wiped when dropped. Keys are kept parsed in memory, so an operation
 //! does not decode the key again. How a key is stored: [`crate::store::record`].
 
 use rsa::traits::PublicKeyParts;
@@ -22,10 +22,12 @@ pub enum KeyMaterial {
         curve: Curve,
         scalar: Zeroizing<Vec<u8>>,
     },
+    /// An AES key of 16, 24 or 32 bytes (GENERATE SYMMETRIC KEY).
+    Aes(Zeroizing<Vec<u8>>),
 }
 
 /// What GENERATE's optional tags allow: a usage counter (tag 90), a list of algorithm ids
-/// (tag 91) and a key domain (tag 92).
+/// (tag 91), a key domain (tag 92) and, for AES keys, the key that may wrap it (tag 93).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyPolicy {
     /// Uses left; `None` is unlimited.
@@ -33,6 +35,9 @@ pub struct KeyPolicy {
     /// Algorithm ids the key may be used with; `None` allows every algorithm of its type.
     pub algorithms: Option<Vec<u8>>,
     pub domain: Option<u8>,
+    /// Tag 93 of GENERATE SYMMETRIC KEY: the id of a key allowed to wrap this one. Stored and
+    /// reported; no command of the card wraps with a key of its own.
+    pub wrapping_key: Option<u8>,
 }
 
 impl KeyPolicy {
@@ -40,6 +45,11 @@ impl KeyPolicy {
         self.algorithms
             .as_ref()
             .is_none_or(|list| list.contains(&algorithm))
+    }
+
+    /// The key domain the key belongs to (`0` when GENERATE named none).
+    pub fn domain_or_default(&self) -> u8 {
+        self.domain.unwrap_or(0)
     }
 }
 
@@ -62,6 +72,12 @@ impl std::fmt::Debug for KeyRecord {
             KeyMaterial::Ec { curve, .. } => {
                 write!(f, "KeyRecord::Ec({curve:?}, <redacted>, {:?})", self.policy)
             }
+            KeyMaterial::Aes(key) => write!(
+                f,
+                "KeyRecord::Aes({} bits, <redacted>, {:?})",
+                key.len() * 8,
+                self.policy
+            ),
         }
     }
 }
@@ -109,11 +125,24 @@ impl KeyRecord {
         })
     }
 
+    /// Generates an AES key of `len` bytes (16, 24 or 32).
+    pub fn generate_aes(len: usize, rng: &mut dyn CardRng) -> Result<KeyRecord, InvalidKey> {
+        if !crate::crypto::aes::KEY_LENGTHS.contains(&len) {
+            return Err(InvalidKey);
+        }
+        let mut key = Zeroizing::new(vec![0u8; len]);
+        rng.fill_bytes(&mut key);
+        Ok(KeyRecord {
+            material: KeyMaterial::Aes(key),
+            policy: KeyPolicy::default(),
+        })
+    }
+
     /// The uncompressed public point `04 X Y` of an EC key.
     pub fn ec_public_point(&self) -> Result<Vec<u8>, InvalidKey> {
         match &self.material {
             KeyMaterial::Ec { curve, scalar } => curve.public_point(scalar).map_err(|_| InvalidKey),
-            KeyMaterial::Rsa(_) => Err(InvalidKey),
+            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(InvalidKey),
         }
     }
 
@@ -126,7 +155,7 @@ impl KeyRecord {
                     .map_err(|_| InvalidKey)?;
                 Ok([r, s].concat())
             }
-            KeyMaterial::Rsa(_) => Err(InvalidKey),
+            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(InvalidKey),
         }
     }
 }

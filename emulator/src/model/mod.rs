@@ -1,5 +1,5 @@
 //! What the card holds: its persistent state ([`CardState`]: identity, configuration, PINs,
-//! DKEK, files, keys), and the changes a command makes to it.
+//! key domains with their DKEKs, files, keys), and the changes a command makes to it.
 //!
 //! A command never mutates [`CardState`] directly: it builds a [`Batch`] of [`Change`]s, the
 //! store commits the batch in one transaction, and only then is it applied in memory. A failed
@@ -24,12 +24,36 @@ pub use identity::Identity;
 /// The configuration INITIALIZE DEVICE sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Option bits of tag 80 (`0001`: RESET RETRY COUNTER with the SO-PIN allowed).
+    /// Option bits of tag 80 (`OPTION_*`).
     pub options: u16,
+    /// Key domain slots (tag 97), domain 0 included: domains `0..key_domains` exist or can
+    /// be created. At least 1.
+    pub key_domains: u8,
+}
+
+impl Config {
+    /// The configuration of INITIALIZE without tag 97: domain 0 only.
+    pub fn with_options(options: u16) -> Config {
+        Config {
+            options,
+            key_domains: 1,
+        }
+    }
 }
 
 /// Option bit: the user PIN may be reset with the SO-PIN.
 pub const OPTION_RESET_RETRY_COUNTER: u16 = 0x0001;
+/// Option bit: the user PIN is a transport PIN, to be changed before its first use.
+pub const OPTION_TRANSPORT_PIN: u16 = 0x0002;
+/// Option bit: session PINs (for secure messaging); stored and reported only.
+pub const OPTION_SESSION_PIN: u16 = 0x0004;
+/// Option bits of public-key authentication (`0008` key replaceable, `0010` PIN and key
+/// both required); stored and reported only.
+pub const OPTION_PKA_REPLACEABLE: u16 = 0x0008;
+pub const OPTION_PKA_AND_PIN: u16 = 0x0010;
+
+/// Most key domain slots INITIALIZE tag 97 can allocate.
+pub const MAX_KEY_DOMAINS: u8 = 16;
 
 /// One elementary file of the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +71,10 @@ pub struct CardState {
     pub config: Option<Config>,
     pub user_pin: Option<PinRecord>,
     pub so_pin: Option<PinRecord>,
+    /// Key domain 0: the DKEK of IMPORT DKEK SHARE.
     pub dkek: Dkek,
+    /// Key domains 1 and up that MANAGE KEY DOMAIN created (never [`Dkek::Absent`]).
+    pub domains: BTreeMap<u8, Dkek>,
     pub files: BTreeMap<u16, FileEntry>,
     pub keys: BTreeMap<u8, KeyRecord>,
     /// For a card made with `--seed`: the seed and how often the card was opened.
@@ -60,6 +87,27 @@ impl CardState {
             PinRef::User => self.user_pin.as_ref(),
             PinRef::So => self.so_pin.as_ref(),
         }
+    }
+
+    /// Key domain slots: INITIALIZE's tag 97, 1 before any initialisation.
+    pub fn key_domain_slots(&self) -> u8 {
+        self.config.map_or(1, |c| c.key_domains.max(1))
+    }
+
+    /// Key domain `kd`: `None` past the allocated slots, [`Dkek::Absent`] for a slot not
+    /// created (or deleted).
+    pub fn domain(&self, kd: u8) -> Option<&Dkek> {
+        const NOT_CREATED: &Dkek = &Dkek::Absent;
+        match kd {
+            _ if kd >= self.key_domain_slots() => None,
+            0 => Some(&self.dkek),
+            _ => Some(self.domains.get(&kd).unwrap_or(NOT_CREATED)),
+        }
+    }
+
+    /// The option bits of the configuration (0 before any initialisation).
+    pub fn options(&self) -> u16 {
+        self.config.map_or(0, |c| c.options)
     }
 
     /// Bytes in use: every file's content and every key's stored form, plus the per-object
@@ -90,7 +138,13 @@ impl CardState {
             Change::Config(config) => self.config = config,
             Change::Pin(PinRef::User, record) => self.user_pin = record,
             Change::Pin(PinRef::So, record) => self.so_pin = record,
-            Change::Dkek(dkek) => self.dkek = dkek,
+            Change::Domain(0, dkek) => self.dkek = dkek,
+            Change::Domain(kd, Dkek::Absent) => {
+                self.domains.remove(&kd);
+            }
+            Change::Domain(kd, dkek) => {
+                self.domains.insert(kd, dkek);
+            }
             Change::PutFile(fid, entry) => {
                 self.files.insert(fid, entry);
             }
@@ -114,7 +168,9 @@ pub enum Change {
     Identity(Identity),
     Config(Option<Config>),
     Pin(PinRef, Option<PinRecord>),
-    Dkek(Dkek),
+    /// Key domain `kd`'s key encryption key (domain 0: the DKEK); [`Dkek::Absent`] deletes
+    /// a domain.
+    Domain(u8, Dkek),
     PutFile(u16, FileEntry),
     DeleteFile(u16),
     PutKey(u8, KeyRecord),

@@ -60,6 +60,9 @@ const DOMAIN: &[u8] = b"sc-hsm-emulator PIN v1";
 pub struct PinRecord {
     pub max_tries: u8,
     pub tries_left: u8,
+    /// A transport PIN (INITIALIZE option `0002`): VERIFY answers `6984` until CHANGE
+    /// REFERENCE DATA replaces it.
+    pub must_change: bool,
     pub(crate) len: u8,
     pub(crate) salt: [u8; SALT_LEN],
     pub(crate) digest: [u8; DIGEST_LEN],
@@ -70,6 +73,7 @@ impl std::fmt::Debug for PinRecord {
         f.debug_struct("PinRecord")
             .field("max_tries", &self.max_tries)
             .field("tries_left", &self.tries_left)
+            .field("must_change", &self.must_change)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,7 @@ impl PinRecord {
         PinRecord {
             max_tries,
             tries_left: max_tries,
+            must_change: false,
             len: pin.len() as u8,
             salt,
             digest: digest(&salt, pin),
@@ -116,6 +121,14 @@ impl PinRecord {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         d.zeroize();
         diff == 0 && candidate.len() == self.len()
+    }
+
+    /// The same PIN as a transport PIN (`true`) or an ordinary one.
+    pub fn transport(self, must_change: bool) -> PinRecord {
+        PinRecord {
+            must_change,
+            ..self
+        }
     }
 
     /// The record after one more wrong (or not yet judged) attempt.

@@ -1,19 +1,22 @@
-//! The stored format, version 1: how each part of [`CardState`] is written as records in three
-//! tables (`meta` by name, `files` by FID, `keys` by key id), the same for every store.
+//! The stored format: how each part of [`CardState`] is written as records in three tables
+//! (`meta` by name, `files` by FID, `keys` by key id), the same for every store. Every record
+//! carries its own version byte, so a record kind can grow without touching the others;
+//! version 1 of every kind is frozen in `fixtures/store/v1`, the kinds and versions added for
+//! the 4.x card (AES keys, key domains, transport PINs) in `fixtures/store/v2`.
 //!
 //! | table | key | value |
 //! |---|---|---|
 //! | meta | `format` | `01` |
 //! | meta | `identity` | TLV `01` device CHR, `02` root certificate |
-//! | meta | `config` | `01` ‖ options (2) |
-//! | meta | `pin.user`, `pin.so` | `01` ‖ max ‖ left ‖ length ‖ salt (16) ‖ digest (32) |
-//! | meta | `dkek` | `01 00` absent; `01 01` total imported value(32) pending; `01 02` total `00` value(32) ready |
+//! | meta | `config` | `01` ‖ options (2); `02` ‖ options (2) ‖ key domain slots (1) when more than one |
+//! | meta | `pin.user`, `pin.so` | `01` ‖ max ‖ left ‖ length ‖ salt (16) ‖ digest (32); `02` ‖ max ‖ left ‖ length ‖ flags (`01` transport PIN) ‖ salt ‖ digest |
+//! | meta | `dkek` (domain 0), `domain.1` ... `domain.15` | `01 00` absent; `01 01` total imported value(32) pending; `01 02` total `00` value(32) ready |
 //! | meta | `seed` | seed (8) ‖ boots (8) |
 //! | files | FID | sequence number (8) ‖ content |
-//! | keys | key id | `01` ‖ TLV `01` kind (`05` RSA, `0C` EC); RSA `81` n `82` e `83` d `84` p `85` q; EC `86` curve `87` scalar; `90` uses left (4), `91` algorithms, `92` domain |
+//! | keys | key id | `01` ‖ TLV `01` kind (`05` RSA, `0C` EC, `0F` AES); RSA `81` n `82` e `83` d `84` p `85` q; EC `86` curve `87` scalar; AES `88` key; `90` uses left (4), `91` algorithms, `92` domain, `93` wrapping key |
 //!
 //! Every change of format must keep the records of `fixtures/store/` decoding: the fixture
-//! test below fails on any change of these bytes.
+//! tests fail on any change of these bytes.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +29,7 @@ use crate::crypto::rsa as rsa_key;
 use crate::model::dkek::Dkek;
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord};
 use crate::model::pin::{PinRecord, PinRef, DIGEST_LEN, SALT_LEN};
-use crate::model::{CardState, Change, Config, FileEntry, Identity};
+use crate::model::{CardState, Change, Config, FileEntry, Identity, MAX_KEY_DOMAINS};
 
 /// Version of the stored format, kept under the `format` meta key.
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -55,7 +58,7 @@ pub(crate) trait Tables {
 pub(crate) fn write(changes: &[Change], tables: &mut impl Tables) -> Result<(), StoreError> {
     tables.set(Slot::Meta("format"), Some(&[FORMAT_VERSION]))?;
     for change in changes {
-        let (slot, value) = encode(change);
+        let (slot, value) = encode(change)?;
         tables.set(slot, value.as_ref().map(|v| v.as_slice()))?;
     }
     Ok(())
@@ -67,7 +70,33 @@ pub(crate) fn meta_name(name: &str) -> Option<&'static str> {
     const NAMES: [&str; 7] = [
         "format", "identity", "config", "pin.user", "pin.so", "dkek", "seed",
     ];
-    NAMES.into_iter().find(|n| *n == name)
+    NAMES.into_iter().chain(DOMAIN_NAMES).find(|n| *n == name)
+}
+
+/// The meta record of key domain `kd` (1 ..= 15); domain 0 is `dkek`.
+const DOMAIN_NAMES: [&str; MAX_KEY_DOMAINS as usize - 1] = [
+    "domain.1",
+    "domain.2",
+    "domain.3",
+    "domain.4",
+    "domain.5",
+    "domain.6",
+    "domain.7",
+    "domain.8",
+    "domain.9",
+    "domain.10",
+    "domain.11",
+    "domain.12",
+    "domain.13",
+    "domain.14",
+    "domain.15",
+];
+
+fn domain_slot(kd: u8) -> Option<&'static str> {
+    match kd {
+        0 => Some("dkek"),
+        _ => DOMAIN_NAMES.get(usize::from(kd) - 1).copied(),
+    }
 }
 
 fn pin_slot(which: PinRef) -> &'static str {
@@ -77,10 +106,13 @@ fn pin_slot(which: PinRef) -> &'static str {
     }
 }
 
-/// The record one change writes (`None`: removes).
-fn encode(change: &Change) -> (Slot, Option<Zeroizing<Vec<u8>>>) {
+/// A record as one change writes it: where, and the bytes (`None`: removed).
+type Written = (Slot, Option<Zeroizing<Vec<u8>>>);
+
+/// The record one change writes.
+fn encode(change: &Change) -> Result<Written, StoreError> {
     let bytes = |v: Vec<u8>| Some(Zeroizing::new(v));
-    match change {
+    Ok(match change {
         Change::Identity(identity) => (Slot::Meta("identity"), bytes(encode_identity(identity))),
         Change::Config(config) => (
             Slot::Meta("config"),
@@ -90,7 +122,16 @@ fn encode(change: &Change) -> (Slot, Option<Zeroizing<Vec<u8>>>) {
             Slot::Meta(pin_slot(*which)),
             record.as_ref().and_then(|r| bytes(encode_pin(r))),
         ),
-        Change::Dkek(dkek) => (Slot::Meta("dkek"), Some(encode_dkek(dkek))),
+        Change::Domain(kd, dkek) => {
+            // INITIALIZE allocates at most MAX_KEY_DOMAINS slots.
+            let name = domain_slot(*kd).ok_or_else(|| {
+                StoreError::Refused(format!("key domain {kd} is past the last slot"))
+            })?;
+            match (*kd, dkek) {
+                (1.., Dkek::Absent) => (Slot::Meta(name), None),
+                _ => (Slot::Meta(name), Some(encode_dkek(dkek))),
+            }
+        }
         Change::PutFile(fid, entry) => (Slot::File(*fid), bytes(encode_file(entry))),
         Change::DeleteFile(fid) => (Slot::File(*fid), None),
         Change::PutKey(id, key) => (Slot::Key(*id), Some(encode_key(key))),
@@ -99,7 +140,7 @@ fn encode(change: &Change) -> (Slot, Option<Zeroizing<Vec<u8>>>) {
             Slot::Meta("seed"),
             bytes([seed.to_be_bytes(), boots.to_be_bytes()].concat()),
         ),
-    }
+    })
 }
 
 /// Sets or removes `key` in one of [`Records`]' maps.
@@ -159,6 +200,15 @@ impl Records {
         if let Some(v) = self.meta.get("dkek") {
             state.dkek = decode_dkek(v).ok_or_else(|| corrupt("DKEK"))?;
         }
+        for kd in 1..MAX_KEY_DOMAINS {
+            let Some(v) = domain_slot(kd).and_then(|name| self.meta.get(name)) else {
+                continue;
+            };
+            match decode_dkek(v) {
+                Some(Dkek::Absent) | None => return Err(corrupt("key domain")),
+                Some(dkek) => state.domains.insert(kd, dkek),
+            };
+        }
         for (fid, v) in &self.files {
             state
                 .files
@@ -188,13 +238,19 @@ fn decode_identity(v: &[u8]) -> Option<Identity> {
 
 fn encode_config(config: Config) -> Vec<u8> {
     let [hi, lo] = config.options.to_be_bytes();
-    vec![1, hi, lo]
+    match config.key_domains {
+        0 | 1 => vec![1, hi, lo],
+        slots => vec![2, hi, lo, slots],
+    }
 }
 
 fn decode_config(v: &[u8]) -> Option<Config> {
+    let options = |hi: u8, lo: u8| u16::from_be_bytes([hi, lo]);
     match v {
-        [1, hi, lo] => Some(Config {
-            options: u16::from_be_bytes([*hi, *lo]),
+        [1, hi, lo] => Some(Config::with_options(options(*hi, *lo))),
+        [2, hi, lo, slots @ 2..=MAX_KEY_DOMAINS] => Some(Config {
+            options: options(*hi, *lo),
+            key_domains: *slots,
         }),
         _ => None,
     }
@@ -222,28 +278,39 @@ fn decode_file(v: &[u8]) -> Option<FileEntry> {
     })
 }
 
-/// A PIN: version, max, left, length, salt, digest. The clear PIN is never stored.
+/// Flag of a version 2 PIN record: a transport PIN.
+const PIN_TRANSPORT: u8 = 0x01;
+
+/// A PIN: version, max, left, length, (flags,) salt, digest. The clear PIN is never stored.
+/// A PIN without flags keeps version 1.
 pub(crate) fn encode_pin(pin: &PinRecord) -> Vec<u8> {
-    let mut out = vec![1, pin.max_tries, pin.tries_left, pin.len];
+    let mut out = match pin.must_change {
+        false => vec![1, pin.max_tries, pin.tries_left, pin.len],
+        true => vec![2, pin.max_tries, pin.tries_left, pin.len, PIN_TRANSPORT],
+    };
     out.extend_from_slice(&pin.salt);
     out.extend_from_slice(&pin.digest);
     out
 }
 
 pub(crate) fn decode_pin(bytes: &[u8]) -> Option<PinRecord> {
-    match bytes {
-        [1, max_tries, tries_left, len, rest @ ..] if rest.len() == SALT_LEN + DIGEST_LEN => {
-            let (salt, digest) = rest.split_at(SALT_LEN);
-            Some(PinRecord {
-                max_tries: *max_tries,
-                tries_left: *tries_left,
-                len: *len,
-                salt: salt.try_into().ok()?,
-                digest: digest.try_into().ok()?,
-            })
-        }
-        _ => None,
+    let (max_tries, tries_left, len, must_change, rest) = match bytes {
+        [1, max, left, len, rest @ ..] => (*max, *left, *len, false, rest),
+        [2, max, left, len, PIN_TRANSPORT, rest @ ..] => (*max, *left, *len, true, rest),
+        _ => return None,
+    };
+    if rest.len() != SALT_LEN + DIGEST_LEN {
+        return None;
     }
+    let (salt, digest) = rest.split_at(SALT_LEN);
+    Some(PinRecord {
+        max_tries,
+        tries_left,
+        must_change,
+        len,
+        salt: salt.try_into().ok()?,
+        digest: digest.try_into().ok()?,
+    })
 }
 
 /// The DKEK state; the DKEK itself is stored as the card stores its keys.
@@ -321,12 +388,15 @@ mod tag {
     pub const RSA_Q: u16 = 0x85;
     pub const EC_CURVE: u16 = 0x86;
     pub const EC_SCALAR: u16 = 0x87;
+    pub const AES_KEY: u16 = 0x88;
     pub const USES_LEFT: u16 = 0x90;
     pub const ALGORITHMS: u16 = 0x91;
     pub const DOMAIN: u16 = 0x92;
+    pub const WRAPPING_KEY: u16 = 0x93;
 }
 const KIND_RSA: u8 = 5;
 const KIND_EC: u8 = 12;
+const KIND_AES: u8 = 15;
 const KEY_FORMAT: u8 = 1;
 
 /// A key record (TLV), wiped on drop.
@@ -350,6 +420,10 @@ pub(crate) fn encode_key(key: &KeyRecord) -> Zeroizing<Vec<u8>> {
             tlv::write(&mut out, tag::EC_CURVE, &[curve_id(*curve)]);
             tlv::write(&mut out, tag::EC_SCALAR, scalar);
         }
+        KeyMaterial::Aes(key) => {
+            tlv::write(&mut out, tag::KIND, &[KIND_AES]);
+            tlv::write(&mut out, tag::AES_KEY, key);
+        }
     }
     if let Some(n) = key.policy.uses_left {
         tlv::write(&mut out, tag::USES_LEFT, &n.to_be_bytes());
@@ -359,6 +433,9 @@ pub(crate) fn encode_key(key: &KeyRecord) -> Zeroizing<Vec<u8>> {
     }
     if let Some(domain) = key.policy.domain {
         tlv::write(&mut out, tag::DOMAIN, &[domain]);
+    }
+    if let Some(id) = key.policy.wrapping_key {
+        tlv::write(&mut out, tag::WRAPPING_KEY, &[id]);
     }
     out
 }
@@ -389,7 +466,19 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Option<KeyRecord> {
                 scalar: Zeroizing::new(scalar.to_vec()),
             }
         }
+        [KIND_AES] => {
+            let key = field(tag::AES_KEY)?;
+            if !crate::crypto::aes::KEY_LENGTHS.contains(&key.len()) {
+                return None;
+            }
+            KeyMaterial::Aes(Zeroizing::new(key.to_vec()))
+        }
         _ => return None,
+    };
+    let byte = |t| match field(t) {
+        Some([b]) => Ok(Some(*b)),
+        Some(_) => Err(()),
+        None => Ok(None),
     };
     let policy = KeyPolicy {
         uses_left: match field(tag::USES_LEFT) {
@@ -397,11 +486,8 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Option<KeyRecord> {
             None => None,
         },
         algorithms: field(tag::ALGORITHMS).map(<[u8]>::to_vec),
-        domain: match field(tag::DOMAIN) {
-            Some([d]) => Some(*d),
-            Some(_) => return None,
-            None => None,
-        },
+        domain: byte(tag::DOMAIN).ok()?,
+        wrapping_key: byte(tag::WRAPPING_KEY).ok()?,
     };
     Some(KeyRecord { material, policy })
 }

@@ -17,9 +17,9 @@ fn sample_changes() -> Vec<Change> {
             device_chr: "ZZEM123456700000".into(),
             root_certificate: vec![0x7F, 0x21, 0x00],
         }),
-        Change::Config(Some(Config { options: 1 })),
+        Change::Config(Some(Config::with_options(1))),
         Change::Pin(PinRef::User, Some(PinRecord::new(b"648219", 3, [9; 16]))),
-        Change::Dkek(Dkek::awaiting(2)),
+        Change::Domain(0, Dkek::awaiting(2)),
         Change::PutFile(
             0x2F03,
             FileEntry {

@@ -20,8 +20,9 @@ pub struct Snapshot {
     pub so_tries: Option<u8>,
     pub user_pin: Option<Vec<u8>>,
     pub so_pin: Option<Vec<u8>>,
-    pub config: Option<u16>,
+    pub config: Option<(u16, u8)>,
     pub dkek: Vec<u8>,
+    pub domains: BTreeMap<u8, Vec<u8>>,
     pub files: BTreeMap<u16, Vec<u8>>,
     pub keys: BTreeMap<u8, Vec<u8>>,
 }
@@ -34,8 +35,13 @@ impl Snapshot {
             so_tries: s.so_pin.as_ref().map(|p| p.tries_left),
             user_pin: s.user_pin.as_ref().map(record::encode_pin),
             so_pin: s.so_pin.as_ref().map(record::encode_pin),
-            config: s.config.map(|c| c.options),
+            config: s.config.map(|c| (c.options, c.key_domains)),
             dkek: record::encode_dkek(&s.dkek).to_vec(),
+            domains: s
+                .domains
+                .iter()
+                .map(|(kd, d)| (*kd, record::encode_dkek(d).to_vec()))
+                .collect(),
             files: s.files.iter().map(|(k, f)| (*k, f.data.clone())).collect(),
             keys: s
                 .keys
@@ -58,17 +64,21 @@ impl Snapshot {
     }
 }
 
-/// Every secret the card holds: PIN values in use, the DKEK, private key material.
+/// Every secret the card holds: PIN values in use, the DKEK of every key domain, private and
+/// secret key material.
 pub fn secrets(card: &Card) -> Vec<Vec<u8>> {
     let mut out = vec![USER_PIN.to_vec(), SO_PIN.to_vec()];
     let s = card.state();
-    if let Dkek::Pending { value, .. } | Dkek::Ready { value, .. } = &s.dkek {
-        out.push(value.to_vec());
+    for dkek in std::iter::once(&s.dkek).chain(s.domains.values()) {
+        if let Dkek::Pending { value, .. } | Dkek::Ready { value, .. } = dkek {
+            out.push(value.to_vec());
+        }
     }
     for key in s.keys.values() {
         match &key.material {
             KeyMaterial::Ec { scalar, .. } => out.push(scalar.to_vec()),
             KeyMaterial::Rsa(k) => out.extend(rsa::secret_parts(k).iter().map(|s| s.to_vec())),
+            KeyMaterial::Aes(k) => out.push(k.to_vec()),
         }
     }
     out
@@ -169,6 +179,17 @@ pub fn check(
         };
         if request.as_slice() != data && !data.is_empty() {
             return fail("the stored CV request differs from the answer");
+        }
+    }
+    // 6. A generated or derived key is there, of its kind, and answered nothing.
+    if ok && matches!(ins, Some(GenerateSymmetricKey | DeriveEcKey)) && !chained {
+        let id = apdu
+            .get(if ins == Some(DeriveEcKey) { 3 } else { 2 })
+            .copied();
+        let kind = id.and_then(|id| after.keys.get(&id)).and_then(|k| k.get(3));
+        let expected = if ins == Some(DeriveEcKey) { 12 } else { 15 };
+        if kind != Some(&expected) || !data.is_empty() {
+            return fail("a new key is missing, of the wrong kind, or answered data");
         }
     }
     Ok(())

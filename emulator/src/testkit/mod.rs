@@ -37,15 +37,21 @@ pub enum Start {
     WithKeysAndDkek,
     /// Initialised for two DKEK shares, one imported.
     DkekPending,
+    /// A 4.x card, logged in: 4 key domain slots; domain 0 with the DKEK share, domain 1
+    /// with the same share, domain 2 waiting for one share; an AES-128 key (id 1, algorithms
+    /// 10 11 18 99, counter 5) in domain 1, an AES-256 key (id 2) and a P-256 key allowing
+    /// DERIVE (id 3, algorithms 70 98).
+    FourK,
 }
 
 impl Start {
-    pub const ALL: [Start; 5] = [
+    pub const ALL: [Start; 6] = [
         Start::Blank,
         Start::Initialized,
         Start::LoggedIn,
         Start::WithKeysAndDkek,
         Start::DkekPending,
+        Start::FourK,
     ];
 
     pub fn from_byte(b: u8) -> Start {
@@ -53,13 +59,14 @@ impl Start {
     }
 }
 
-fn init_apdu(dkek_shares: Option<u8>) -> Vec<u8> {
+fn init_apdu(dkek_shares: Option<u8>, key_domains: Option<u8>) -> Vec<u8> {
     Initialization {
         options: 0x0001,
         user_pin: USER_PIN,
         so_pin: &SO_PIN,
         user_pin_tries: 3,
         dkek_shares,
+        key_domains,
     }
     .apdu()
 }
@@ -99,19 +106,43 @@ fn build(start: Start) -> MemoryStore {
         Box::new(SeededRng::new(SETUP_SEED, 0)),
     )
     .expect("memory store");
-    let import_share = host::command(Ins::ImportDkekShare, 0, 0, &DKEK_SHARE);
+    let import_share = host::manage_key_domain(0x00, 0, &DKEK_SHARE);
     must(&mut card, &host::select_application());
     match start {
         Start::Blank => {}
         Start::Initialized | Start::LoggedIn => {
-            must(&mut card, &init_apdu(None));
+            must(&mut card, &init_apdu(None, None));
         }
         Start::DkekPending => {
-            must(&mut card, &init_apdu(Some(2)));
+            must(&mut card, &init_apdu(Some(2), None));
             must(&mut card, &import_share);
         }
+        Start::FourK => {
+            must(&mut card, &init_apdu(Some(1), Some(4)));
+            must(&mut card, &import_share);
+            must(&mut card, &host::verify(PinRef::User, USER_PIN));
+            must(&mut card, &host::manage_key_domain(0x01, 1, &[1]));
+            must(&mut card, &host::manage_key_domain(0x00, 1, &DKEK_SHARE));
+            must(&mut card, &host::manage_key_domain(0x01, 2, &[1]));
+            let mut policy = tlv::encode(0x90, &5u32.to_be_bytes());
+            tlv::write(&mut policy, 0x91, &[0x10, 0x11, 0x18, 0x99]);
+            tlv::write(&mut policy, 0x92, &[1]);
+            must(
+                &mut card,
+                &host::command(Ins::GenerateSymmetricKey, 1, 0xB0, &policy),
+            );
+            must(
+                &mut card,
+                &host::command(Ins::GenerateSymmetricKey, 2, 0xB2, &[]),
+            );
+            let ec = cvc::ec_key_template(Curve::Secp256r1);
+            must(
+                &mut card,
+                &generate(3, &ec, &tlv::encode(0x91, &[0x70, 0x98])),
+            );
+        }
         Start::WithKeysAndDkek => {
-            must(&mut card, &init_apdu(Some(1)));
+            must(&mut card, &init_apdu(Some(1), None));
             must(&mut card, &import_share);
             must(&mut card, &host::verify(PinRef::User, USER_PIN));
             must(&mut card, &generate(1, &cvc::rsa_key_template(1024), &[]));
@@ -139,7 +170,10 @@ pub fn card(start: Start, seed: u64) -> Card {
     let mut card =
         Card::open_with_rng(Box::new(prepared_store(start)), Box::new(rng)).expect("memory store");
     must(&mut card, &host::select_application());
-    if matches!(start, Start::LoggedIn | Start::WithKeysAndDkek) {
+    if matches!(
+        start,
+        Start::LoggedIn | Start::WithKeysAndDkek | Start::FourK
+    ) {
         must(&mut card, &host::verify(PinRef::User, USER_PIN));
     }
     card

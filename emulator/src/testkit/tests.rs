@@ -11,7 +11,7 @@ fn every_start_state_builds() {
         let expected: &[u8] = match start {
             Start::Blank => &[0x6A, 0x88],
             Start::Initialized | Start::DkekPending => &[0x63, 0xC3],
-            Start::LoggedIn | Start::WithKeysAndDkek => &[0x90, 0x00],
+            Start::LoggedIn | Start::WithKeysAndDkek | Start::FourK => &[0x90, 0x00],
         };
         assert_eq!(r, expected, "{start:?}");
     }

@@ -6,7 +6,7 @@ use super::hex;
 use super::host::{self, Initialization};
 use crate::apdu::tlv;
 use crate::card::Card;
-use crate::model::objects;
+use crate::model::{objects, MAX_KEY_DOMAINS, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN};
 
 /// What `init` sets.
 #[derive(Debug, Clone)]
@@ -17,6 +17,14 @@ pub struct InitOptions {
     pub label: Option<String>,
     pub dkek_shares: Option<u8>,
     pub pin_retry: u8,
+    /// Key domain slots (INITIALIZE tag 97), domain 0 included.
+    pub key_domains: Option<u8>,
+    /// Key domains to create after initialisation, each with its number of DKEK shares
+    /// (0: the card generates the domain's DKEK).
+    pub dkek_domains: Vec<(u8, u8)>,
+    /// The user PIN is a transport PIN (option `0002`): it must be changed before its first
+    /// VERIFY.
+    pub transport_pin: bool,
 }
 
 fn status_word(response: &[u8]) -> u16 {
@@ -36,7 +44,20 @@ impl InitOptions {
             label: None,
             dkek_shares: None,
             pin_retry: 3,
+            key_domains: None,
+            dkek_domains: Vec::new(),
+            transport_pin: false,
         }
+    }
+
+    /// The option bits of INITIALIZE: RESET RETRY COUNTER allowed, transport PIN if asked.
+    fn option_bits(&self) -> u16 {
+        OPTION_RESET_RETRY_COUNTER
+            | if self.transport_pin {
+                OPTION_TRANSPORT_PIN
+            } else {
+                0
+            }
     }
 }
 
@@ -61,6 +82,28 @@ impl InitOptions {
         if !(1..=15).contains(&self.pin_retry) {
             return Err("the PIN retry counter must be between 1 and 15".into());
         }
+        let slots = self.key_domains.unwrap_or(1);
+        if !(1..=MAX_KEY_DOMAINS).contains(&slots) {
+            return Err(format!(
+                "the number of key domains must be between 1 and {MAX_KEY_DOMAINS} (domain 0 included)"
+            ));
+        }
+        for (i, (kd, _)) in self.dkek_domains.iter().enumerate() {
+            if *kd == 0 {
+                return Err(
+                    "key domain 0 is the default DKEK: set it up with --dkek-shares".into(),
+                );
+            }
+            if *kd >= slots {
+                return Err(format!(
+                    "key domain {kd} needs --key-domains {} or more",
+                    kd + 1
+                ));
+            }
+            if self.dkek_domains[..i].iter().any(|(other, _)| other == kd) {
+                return Err(format!("key domain {kd} is named twice"));
+            }
+        }
         Ok(so_pin)
     }
 }
@@ -69,11 +112,12 @@ impl InitOptions {
 pub fn initialize(card: &mut Card, options: &InitOptions) -> Result<(), String> {
     let so_pin = options.validate()?;
     let initialization = Initialization {
-        options: 0x0001,
+        options: options.option_bits(),
         user_pin: options.pin.as_bytes(),
         so_pin: &so_pin,
         user_pin_tries: options.pin_retry,
         dkek_shares: options.dkek_shares,
+        key_domains: options.key_domains,
     };
     card.power_on();
     card.transmit(&host::select_application());
@@ -91,6 +135,17 @@ pub fn initialize(card: &mut Card, options: &InitOptions) -> Result<(), String> 
         }
         0x6581 => return Err("the card database could not be written".into()),
         sw => return Err(format!("INITIALIZE DEVICE refused with {sw:04X}")),
+    }
+    // Right after INITIALIZE the session may write (as sc-hsm-tool writes EF.TokenInfo): the
+    // key domains are created in it, before any VERIFY (a transport PIN would refuse one).
+    for (kd, shares) in &options.dkek_domains {
+        let answer = card.transmit(&host::manage_key_domain(0x01, *kd, &[*shares]));
+        if status_word(&answer) != 0x9000 {
+            return Err(format!(
+                "creating key domain {kd} failed with {:04X}",
+                status_word(&answer)
+            ));
+        }
     }
     if let Some(label) = &options.label {
         let answer = card.transmit(&host::update_binary(
@@ -119,6 +174,9 @@ mod tests {
             label: Some("My HSM".into()),
             dkek_shares: Some(2),
             pin_retry: 3,
+            key_domains: Some(3),
+            dkek_domains: vec![(2, 0)],
+            transport_pin: false,
         }
     }
 
@@ -143,6 +201,15 @@ mod tests {
             card.state().dkek,
             crate::model::dkek::Dkek::Pending { total: 2, .. }
         ));
+        assert_eq!(card.state().key_domain_slots(), 3);
+        assert!(matches!(
+            card.state().domain(2),
+            Some(crate::model::dkek::Dkek::Ready { total: 0, .. })
+        ));
+        assert_eq!(
+            card.state().domain(1),
+            Some(&crate::model::dkek::Dkek::Absent)
+        );
         let wrong = InitOptions {
             so_pin: "0000000000000000".into(),
             ..options()
@@ -158,5 +225,42 @@ mod tests {
         assert!(initialize(&mut card, &short)
             .unwrap_err()
             .contains("16 hexadecimal"));
+        for (domains, slots, message) in [
+            (
+                vec![(3, 0)],
+                Some(3),
+                "key domain 3 needs --key-domains 4 or more",
+            ),
+            (vec![(0, 1)], Some(3), "key domain 0 is the default DKEK"),
+            (vec![(1, 0), (1, 2)], Some(3), "key domain 1 is named twice"),
+            (vec![], Some(17), "between 1 and 16"),
+        ] {
+            let bad = InitOptions {
+                dkek_domains: domains,
+                key_domains: slots,
+                ..options()
+            };
+            let error = bad.validate().unwrap_err();
+            assert!(error.contains(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_transport_pin_must_be_changed_before_it_verifies() {
+        let mut card = Card::open(Box::new(crate::MemoryStore::default())).unwrap();
+        let transport = InitOptions {
+            transport_pin: true,
+            ..InitOptions::wiki()
+        };
+        initialize(&mut card, &transport).unwrap();
+        assert_eq!(card.state().options(), 0x0003);
+        card.power_on();
+        card.transmit(&host::select_application());
+        let verify = card.transmit(&host::verify(crate::model::pin::PinRef::User, b"648219"));
+        assert_eq!(verify, [0x69, 0x84]);
+        assert_eq!(
+            card.state().user_pin.as_ref().map(|p| p.tries_left),
+            Some(3)
+        );
     }
 }

@@ -36,10 +36,13 @@ pub struct Initialization<'a> {
     pub user_pin_tries: u8,
     /// Tag `92`: number of DKEK shares, when the card should have a DKEK.
     pub dkek_shares: Option<u8>,
+    /// Tag `97`: key domain slots.
+    pub key_domains: Option<u8>,
 }
 
 impl Initialization<'_> {
-    /// The command data: `80 options, 81 user PIN, 82 SO-PIN, 91 tries[, 92 shares]`.
+    /// The command data: `80 options, 81 user PIN, 82 SO-PIN, 91 tries[, 92 shares][, 97
+    /// key domains]`.
     pub fn data(&self) -> Vec<u8> {
         let mut data = tlv::encode(0x80, &self.options.to_be_bytes());
         tlv::write(&mut data, 0x81, self.user_pin);
@@ -47,6 +50,9 @@ impl Initialization<'_> {
         tlv::write(&mut data, 0x91, &[self.user_pin_tries]);
         if let Some(n) = self.dkek_shares {
             tlv::write(&mut data, 0x92, &[n]);
+        }
+        if let Some(n) = self.key_domains {
+            tlv::write(&mut data, 0x97, &[n]);
         }
         data
     }
@@ -60,6 +66,12 @@ impl Initialization<'_> {
 /// An extended APDU of instruction `ins` with `data` (and Le `00 00`).
 pub fn command(ins: Ins, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
     extended([ins.class(), ins.code(), p1, p2], data)
+}
+
+/// MANAGE KEY DOMAIN `p1` on domain `kd` (`80 52 p1 kd`): with a share (P1 `00`), the
+/// number of shares (P1 `01`) or nothing.
+pub fn manage_key_domain(p1: u8, kd: u8, data: &[u8]) -> Vec<u8> {
+    command(Ins::ManageKeyDomain, p1, kd, data)
 }
 
 /// UPDATE BINARY writing `content` at offset 0 of `fid` (`54 02 0000`, `53 content`).
@@ -91,6 +103,7 @@ mod tests {
             so_pin: b"57621880",
             user_pin_tries: 3,
             dkek_shares: None,
+            key_domains: None,
         };
         // What sc-hsm-tool --initialize sends (short form), as data.
         assert_eq!(

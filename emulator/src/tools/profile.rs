@@ -131,16 +131,7 @@ fn prkd(label: &str, id: u8, kind: &Kind) -> Vec<u8> {
 
 /// Initialises `card` as the wiki's demo card.
 pub fn demo(card: &mut Card) -> Result<(), String> {
-    admin::initialize(
-        card,
-        &InitOptions {
-            so_pin: "3537363231383830".into(),
-            pin: "648219".into(),
-            label: None,
-            dkek_shares: None,
-            pin_retry: 3,
-        },
-    )?;
+    admin::initialize(card, &InitOptions::wiki())?;
     card.power_on();
     exchange(card, &host::select_application(), "SELECT")?;
     exchange(card, &host::verify(PinRef::User, b"648219"), "VERIFY")?;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::json;
 use crate::apdu::Status;
-use crate::applet::command::{Request, Target, Unblock};
+use crate::applet::command::{DomainAction, Request, Target, Unblock};
 use crate::applet::AID;
 use crate::crypto::Algorithm;
 
@@ -66,8 +66,31 @@ pub(crate) fn describe(request: &Request<'_>) -> String {
         },
         Request::ResetRetryCounter(Unblock::CounterOnly { .. }) => "user PIN, counter only".into(),
         Request::ResetRetryCounter(Unblock::WithNewPin { .. }) => "user PIN, new PIN".into(),
-        Request::ImportDkekShare { share: None } => "status query".into(),
-        Request::ImportDkekShare { share: Some(_) } => "one share".into(),
+        Request::ManageKeyDomain { domain, action } => {
+            let what = match action {
+                DomainAction::Status => "status query".to_string(),
+                DomainAction::ImportShare(_) => "import one DKEK share".into(),
+                DomainAction::CreateDkek { shares } => format!("create, {shares} DKEK shares"),
+                DomainAction::CreateXkek => "create an XKEK domain".into(),
+                DomainAction::Delete => "delete".into(),
+                DomainAction::ClearKek => "clear the KEK".into(),
+            };
+            format!("key domain {domain}, {what}")
+        }
+        Request::ReadConfiguration => "read configuration and version".into(),
+        Request::GenerateSymmetricKey { key_id, size, .. } => {
+            format!("{}, AES-{}", key(*key_id), size * 8)
+        }
+        Request::CipherSymmetric {
+            key_id, algorithm, ..
+        } => format!(
+            "{}, {}",
+            key(*key_id),
+            algorithm_name(Algorithm::for_cipher(*algorithm))
+        ),
+        Request::DeriveEcKey { source, target, .. } => {
+            format!("{} from {}", key(*target), key(*source))
+        }
         Request::GenerateKeyPair {
             key_id, signer: 0, ..
         } => format!("{}, outer signature by the device key", key(*key_id)),
@@ -181,6 +204,27 @@ mod tests {
             parameters("00A4040008363438323139313200"),
             "by AID, another application (8 bytes)"
         );
+        assert_eq!(
+            parameters(&format!("8052000120{}", "AB".repeat(32))),
+            "key domain 1, import one DKEK share"
+        );
+        assert_eq!(
+            parameters("805201020100"),
+            "key domain 2, create, 0 DKEK shares"
+        );
+        assert_eq!(
+            parameters("0048 05B2".replace(' ', "").as_str()),
+            "key CC05, AES-256"
+        );
+        assert_eq!(
+            parameters("80780510100000000000000000000000000000000000"),
+            "key CC05, AesCbcEncrypt"
+        );
+        assert_eq!(
+            parameters("8076010205980102030400"),
+            "key CC02 from key CC01"
+        );
+        assert_eq!(parameters("8050000000"), "read configuration and version");
     }
 
     #[test]

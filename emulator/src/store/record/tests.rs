@@ -37,6 +37,7 @@ fn ec_key_round_trips_and_signs() {
         uses_left: Some(7),
         algorithms: Some(vec![0x70]),
         domain: None,
+        wrapping_key: None,
     };
     let point = key.ec_public_point().unwrap();
     assert_eq!((point.len(), point[0]), (65, 0x04));
@@ -149,7 +150,8 @@ fn v1_key_records_decode_to_their_values_and_encode_to_the_same_bytes() {
         KeyPolicy {
             uses_left: None,
             algorithms: Some(vec![0x70, 0x73]),
-            domain: None
+            domain: None,
+            wrapping_key: None,
         }
     );
     assert_eq!(*encode_key(&ec), v1("key-01.bin"));
@@ -271,4 +273,150 @@ fn a_v2_database_opens_as_the_card_of_the_v1_records() {
     let v2_state = crate::store::RedbStore::read(std::path::Path::new(&v2)).expect("v2 reads");
     assert_eq!(v2_state, v1_state);
     assert_eq!(v2_state.identity.unwrap().serial(), "ZZEM7659223");
+}
+
+fn v2(name: &str) -> Vec<u8> {
+    let path = format!("{}/../fixtures/store/v2/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `fixtures/store/v2/values.txt`: the expected values, by name.
+fn v2_value(name: &str) -> Vec<u8> {
+    let text = String::from_utf8(v2("values.txt")).unwrap();
+    let value = text
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} in values.txt"));
+    hex::decode(&value).unwrap()
+}
+
+#[test]
+fn v2_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    let config = decode_config(&v2("meta-config-domains.bin")).expect("config record");
+    assert_eq!((config.options, config.key_domains), (0x0003, 5));
+    assert_eq!(encode_config(config), v2("meta-config-domains.bin"));
+
+    let pin = decode_pin(&v2("meta-pin-user-transport.bin")).expect("PIN record");
+    assert!(pin.must_change && pin.matches(b"648219") && !pin.matches(b"648218"));
+    assert_eq!((pin.max_tries, pin.tries_left, pin.len()), (3, 3, 6));
+    assert_eq!(encode_pin(&pin), v2("meta-pin-user-transport.bin"));
+
+    let ready = decode_dkek(&v2("meta-domain-1.bin")).expect("domain 1");
+    assert_eq!(
+        ready.status_answer().unwrap(),
+        [&[2u8, 0][..], &v2_value("domain1.kcv")].concat()
+    );
+    assert_eq!(*encode_dkek(&ready), v2("meta-domain-1.bin"));
+    let pending = decode_dkek(&v2("meta-domain-2.bin")).expect("domain 2");
+    assert_eq!(pending.status_answer().unwrap()[..2], [3, 2]);
+    assert_eq!(*encode_dkek(&pending), v2("meta-domain-2.bin"));
+
+    let key = decode_key(&v2("key-03.bin")).expect("AES key record");
+    let KeyMaterial::Aes(secret) = &key.material else {
+        panic!("key 03 is not an AES key")
+    };
+    assert_eq!(secret.to_vec(), v2_value("aes.key"));
+    assert_eq!(
+        key.policy,
+        KeyPolicy {
+            uses_left: Some(10),
+            algorithms: Some(vec![0x10, 0x11, 0x18, 0x99]),
+            domain: Some(1),
+            wrapping_key: Some(2),
+        }
+    );
+    assert_eq!(*encode_key(&key), v2("key-03.bin"));
+}
+
+#[test]
+fn a_card_of_v1_and_v2_records_uses_its_aes_key_as_python_computes() {
+    let mut records = Records::default();
+    for (name, file) in [
+        ("identity", "meta-identity.bin"),
+        ("pin.so", "meta-pin-so.bin"),
+        ("dkek", "meta-dkek.bin"),
+        ("format", "meta-format.bin"),
+    ] {
+        records.meta.insert(name.into(), v1(file));
+    }
+    records
+        .meta
+        .insert("config".into(), v2("meta-config-domains.bin"));
+    records
+        .meta
+        .insert("pin.user".into(), v2("meta-pin-user-transport.bin"));
+    records
+        .meta
+        .insert("domain.1".into(), v2("meta-domain-1.bin"));
+    records
+        .meta
+        .insert("domain.2".into(), v2("meta-domain-2.bin"));
+    records.keys.insert(0, v1("key-00.bin"));
+    records.keys.insert(3, v2("key-03.bin"));
+    records.files.insert(0x2F02, v1("file-2F02.bin"));
+    let state = records.to_state().expect("the records decode");
+    assert_eq!(state.key_domain_slots(), 5);
+    assert_eq!(state.domains.len(), 2);
+
+    let mut store = crate::store::MemoryStore::default();
+    crate::store::Store::commit(&mut store, &state_changes(&state)).unwrap();
+    let mut card = crate::card::Card::open(Box::new(store)).unwrap();
+    let tx = |card: &mut crate::card::Card, apdu: Vec<u8>| card.transmit(&apdu);
+    tx(&mut card, crate::tools::host::select_application());
+    // A transport PIN: changed first, then verified.
+    let change = [
+        &hex::decode("002400810C").unwrap()[..],
+        b"648219",
+        b"123456",
+    ]
+    .concat();
+    assert_eq!(tx(&mut card, change), [0x90, 0x00]);
+    let cipher = |p2: u8, data: &[u8]| {
+        crate::tools::host::command(crate::applet::command::Ins::CipherSymmetric, 3, p2, data)
+    };
+    for (p2, data, expected) in [
+        (0x10, vec![0x5A; 32], v2_value("aes.cbc_5a_x32")),
+        (
+            0x18,
+            b"fixture v2".to_vec(),
+            v2_value("aes.cmac_fixture_v2"),
+        ),
+        (0x99, vec![0xA5; 32], v2_value("aes.hkdf_a5_x32")),
+    ] {
+        let answer = tx(&mut card, cipher(p2, &data));
+        assert_eq!(answer, [expected, vec![0x90, 0x00]].concat(), "{p2:02X}");
+    }
+    assert_eq!(card.state().keys[&3].policy.uses_left, Some(7));
+}
+
+/// The changes that write `state` into an empty store.
+fn state_changes(state: &CardState) -> Vec<Change> {
+    let mut changes = vec![
+        Change::Identity(state.identity.clone().unwrap()),
+        Change::Config(state.config),
+        Change::Pin(PinRef::User, state.user_pin.clone()),
+        Change::Pin(PinRef::So, state.so_pin.clone()),
+        Change::Domain(0, state.dkek.clone()),
+    ];
+    changes.extend(
+        state
+            .domains
+            .iter()
+            .map(|(kd, d)| Change::Domain(*kd, d.clone())),
+    );
+    changes.extend(
+        state
+            .keys
+            .iter()
+            .map(|(id, k)| Change::PutKey(*id, k.clone())),
+    );
+    changes.extend(
+        state
+            .files
+            .iter()
+            .map(|(fid, f)| Change::PutFile(*fid, f.clone())),
+    );
+    changes
 }

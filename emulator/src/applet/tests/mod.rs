@@ -122,7 +122,7 @@ fn unknown_class_and_instruction() {
     assert_eq!(sw(&mut c, "0C200081"), "6E00"); // secure messaging
     assert_eq!(sw(&mut c, "01200081"), "6E00"); // logical channel 1
     assert_eq!(sw(&mut c, "00FE0000"), "6D00");
-    assert_eq!(sw(&mut c, "80760102"), "6D00"); // DERIVE EC KEY is not offered
+    assert_eq!(sw(&mut c, "00AA0000"), "6D00");
 }
 
 #[test]
@@ -247,11 +247,12 @@ fn private_data_needs_the_pin_and_keys_are_never_readable() {
     assert_eq!(send(&mut c, "00B1CD010454020000 06").1, "9000");
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     assert_eq!(sw(&mut c, "00B1CD01045402000006"), "6982");
-    // The device key selects as an empty EF, reads as 6982.
+    // The device key selects as an empty EF with its key information (domain 0), reads as
+    // 6982.
     assert_eq!(
         send(&mut c, "00A4000002CC0000"),
         (
-            "6F0B80020000820101 8302CC00".replace(' ', ""),
+            "6F1080020000820101 8302CC00 A503920100".replace(' ', ""),
             "9000".into()
         )
     );
@@ -492,7 +493,6 @@ fn blocked_so_pin_cannot_reinitialize() {
 #[test]
 fn initialize_rejects_bad_parameters() {
     let mut c = selected();
-    assert_eq!(sw(&mut c, "80500000"), "6700");
     assert_eq!(sw(&mut c, "8050000003 810131"), "6A80");
     // PIN too short, SO-PIN of 7 bytes, no SO-PIN, broken TLV, unknown tag, PKA.
     for data in [
@@ -539,7 +539,9 @@ fn dkek_share_import_and_status() {
     assert_eq!(answer, format!("0200{}", hex::encode(&kcv)));
     assert_eq!(sw(&mut c, &format!("8052000020{share_a}00")), "6986");
     assert_eq!(sw(&mut c, "80520000031122 33"), "6700");
-    assert_eq!(sw(&mut c, "8052010000"), "6A86");
+    assert_eq!(sw(&mut c, "8052010000"), "6700");
+    assert_eq!(sw(&mut c, "8052050000"), "6A86");
+    assert_eq!(sw(&mut c, "8052000100"), "6A86");
     // 0 shares: the card makes a random DKEK.
     assert_eq!(sw(&mut c, &with_shares(0)), "9000");
     let (answer, _) = send(&mut c, "8052000000");
@@ -672,3 +674,5 @@ fn state_survives_reopening_the_store() {
     assert_eq!(sw(&mut c, "00200081"), "63C2");
     assert_eq!(c.state().files[&0x2F03].data, b"label");
 }
+
+mod four_k;

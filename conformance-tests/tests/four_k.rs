@@ -1,0 +1,543 @@
+//! The 4.x card through pcscd and vpcd: AES keys (GENERATE SYMMETRIC KEY, CIPHER SYMMETRIC),
+//! key domains (MANAGE KEY DOMAIN), DERIVE EC KEY, key information in SELECT, the
+//! configuration read-back, transport PINs with OpenSC, and the OpenSC-master behaviours
+//! (UPDATE BINARY at offset 0, PSS salts). Commands go through the project's own PC/SC
+//! client; every AES result, wrapped blob and derived key is recomputed by Python's
+//! `cryptography` (`scripts/card_crypto.py`, `scripts/dkek_blob.py`) and signatures are
+//! verified by OpenSSL.
+
+use std::process::Command;
+
+use conformance_tests::{
+    arg, emulator_binary, openssl, openssl_succeeds, text, verifies_sha256, Sandbox, PIN,
+};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_pcsc-client");
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+const SELECT: &str = "00A404000BE82B0601040181C31F020100";
+const VERIFY: &str = "0020008106363438323139";
+const READER_1: &str = "Virtual PCD 00 01";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An extended APDU (header hex) with `data` and Le `0000` (65536).
+fn ext(header: &str, data: &[u8]) -> String {
+    match data {
+        [] => format!("{header}000000"),
+        _ => format!("{header}00{:04X}{}0000", data.len(), hex(data)),
+    }
+}
+
+/// `sc-hsm-emulator ARGS` outside any sandbox (offline commands).
+fn emulator(args: &[&str]) -> String {
+    let out = Command::new(emulator_binary()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sc-hsm-emulator {args:?}: {}",
+        text(&out)
+    );
+    text(&out)
+}
+
+/// `python3 scripts/SCRIPT ARGS`, its standard output.
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .arg(format!("{SCRIPTS}/{script}"))
+        .args(args)
+        .output()
+        .expect("python3 with the cryptography package");
+    assert!(out.status.success(), "{script} {args:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The value of `"name": "..."` (or a number) in the JSON the scripts print.
+fn json_field(json: &str, name: &str) -> String {
+    let start = json
+        .find(&format!("\"{name}\": "))
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+        + name.len()
+        + 4;
+    let rest = &json[start..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => &quoted[..quoted.find('"').unwrap()],
+        None => &rest[..rest.find([',', '}', '\n']).unwrap()],
+    };
+    value.replace("\\n", "\n")
+}
+
+/// Splits a client answer into data and status word.
+fn split(answer: &str) -> (&str, &str) {
+    answer.split_at(answer.len() - 4)
+}
+
+/// Answers of one session on the card in `reader` (0 or 1): SELECT, VERIFY, then `apdus`.
+fn session(sandbox: &Sandbox, reader: u8, apdus: &[&str]) -> Vec<String> {
+    let mut all: Vec<&str> = Vec::new();
+    if reader == 1 {
+        all.extend(["--reader", READER_1]);
+    }
+    all.extend([SELECT, VERIFY]);
+    all.extend_from_slice(apdus);
+    let answers = sandbox.raw_client(CLIENT, &all);
+    assert!(
+        answers[0].ends_with("9000") && answers[1] == "9000",
+        "SELECT, VERIFY: {answers:?}"
+    );
+    answers[2..].to_vec()
+}
+
+fn xor(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    std::array::from_fn(|i| a[i] ^ b[i])
+}
+
+const SHARE_0: [u8; 32] = [0x0D; 32];
+const SHARE_1A: [u8; 32] = [0x1A; 32];
+const SHARE_1B: [u8; 32] = [0x1B; 32];
+
+fn kcv(dkek: &[u8]) -> String {
+    let file = std::env::temp_dir().join(format!("kcv-{}-{}", std::process::id(), hex(&dkek[..4])));
+    std::fs::write(&file, dkek).unwrap();
+    let digest = openssl(&["dgst", "-sha256", "-r", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    digest[..16].to_uppercase()
+}
+
+/// Decodes `blob` (hex) under `dkek` with the independent blob decoder.
+fn decode_blob(sandbox: &Sandbox, dkek: &[u8], blob: &str, name: &str) -> String {
+    let file = arg(sandbox.scratch(), name);
+    std::fs::write(&file, unhex(blob)).unwrap();
+    python("dkek_blob.py", &["decode", &hex(dkek), &file])
+}
+
+#[test]
+fn aes_keys_answer_what_python_computes_under_their_policy() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let db = sandbox.db_path(0);
+    let db = db.to_str().unwrap();
+    emulator(&[
+        "init",
+        "--db",
+        db,
+        "--dkek-shares",
+        "1",
+        "--key-domains",
+        "3",
+        "--create-dkek-domain",
+        "1:2",
+        "--create-dkek-domain",
+        "2",
+    ]);
+    let status = emulator(&["status", "--db", db]);
+    assert!(
+        status.contains("Key domain 1  : 0 of 2 shares imported, 2 missing"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Key domain 2  : generated by the card, KCV "),
+        "{status}"
+    );
+    sandbox.insert_card_on(0, std::path::Path::new(db), &[]);
+
+    let dkek1 = xor(&SHARE_1A, &SHARE_1B);
+    let shares = session(
+        &sandbox,
+        0,
+        &[
+            &ext("80520000", &SHARE_0),
+            &ext("80520001", &SHARE_1A),
+            &ext("80520001", &SHARE_1B),
+        ],
+    );
+    assert_eq!(shares[0], format!("0100{}9000", kcv(&SHARE_0)));
+    assert_eq!(shares[1], "020100000000000000009000");
+    assert_eq!(shares[2], format!("0200{}9000", kcv(&dkek1)));
+
+    let plain: Vec<u8> = (0..64u8).collect();
+    let message = b"CMAC through pcscd".to_vec();
+    let parameter = [0xC3u8; 32];
+    let ops = |id: &str| {
+        vec![
+            ext(&format!("8078{id}10"), &plain),
+            ext(&format!("8078{id}18"), &message),
+            ext(&format!("8078{id}99"), &parameter),
+            ext(&format!("8072{id}92"), &[]),
+        ]
+    };
+    let mut apdus = vec![
+        // 1: AES-128 in domain 1, counter 100, four algorithms; 2: AES-256, no policy;
+        // 5: AES-192 with one use.
+        ext(
+            "004801B0",
+            &unhex("90040000006491041011189992 0101".replace(' ', "").as_str()),
+        ),
+        "004802B2".to_string(),
+        ext("004805B1", &unhex("900400000001")),
+    ];
+    apdus.extend(ops("01"));
+    apdus.extend(ops("02"));
+    let refs: Vec<&str> = apdus.iter().map(String::as_str).collect();
+    let answers = session(&sandbox, 0, &refs);
+    assert_eq!(answers[..3], ["9000", "9000", "9000"]);
+    for (id, dkek, results) in [
+        (1, dkek1.to_vec(), &answers[3..7]),
+        (2, SHARE_0.to_vec(), &answers[7..11]),
+    ] {
+        let (blob, sw) = split(&results[3]);
+        assert_eq!(sw, "9000");
+        let decoded = decode_blob(&sandbox, &dkek, blob, &format!("aes{id}.blob"));
+        assert_eq!(json_field(&decoded, "type"), "15");
+        let key = json_field(&decoded, "key");
+        assert_eq!(key.len(), if id == 1 { 32 } else { 64 });
+        if id == 1 {
+            assert_eq!(json_field(&decoded, "algorithms"), "10111899");
+        }
+        let expected = [
+            python("card_crypto.py", &["cbc-encrypt", &key, &hex(&plain)]),
+            python("card_crypto.py", &["cmac", &key, &hex(&message)]),
+            python("card_crypto.py", &["hkdf", &key, &hex(&parameter)]),
+        ];
+        for (answer, expected) in results[..3].iter().zip(&expected) {
+            assert_eq!(*answer, format!("{expected}9000"), "key {id}");
+        }
+        // Decryption inverts it, by the card and by Python.
+        let (encrypted, _) = split(&results[0]);
+        let back = session(
+            &sandbox,
+            0,
+            &[&ext(&format!("80780{id}11"), &unhex(encrypted))],
+        );
+        assert_eq!(back[0], format!("{}9000", hex(&plain)));
+        assert_eq!(
+            python("card_crypto.py", &["cbc-decrypt", &key, encrypted]),
+            hex(&plain)
+        );
+    }
+
+    // Refusals, each with its own status word; then nothing has changed.
+    let enumerate = "805800000000";
+    let before = session(&sandbox, 0, &[enumerate, "8052000100"]);
+    let refused = session(
+        &sandbox,
+        0,
+        &[
+            &ext("80780112", &plain),        // not an algorithm of key 1
+            &ext("80680170", &[1; 32]),      // an AES key does not SIGN
+            &ext("80780210", &plain[..17]),  // not whole blocks
+            &ext("80780210", &[]),           // nothing to encrypt
+            &ext("80780510", &plain[..16]),  // the one use of key 5
+            &ext("80780510", &plain[..16]),  // no use left
+            &ext("80780910", &plain[..16]),  // no key 9
+            &ext("004806B0", &[0x92, 1, 3]), // domain 3 is past the slots
+            &ext("80520301", &[]),           // domain 1 holds key 1
+            "8052000300",                    // no slot 3
+            &ext("80520201", &[0x30, 0x00]), // XKEK domains need certificates
+            &ext("004806B3", &[]),           // no AES-512
+        ],
+    );
+    // The one use of key 5 answers a block; everything else is refused.
+    assert!(
+        refused[4].ends_with("9000") && refused[4].len() == 36,
+        "{}",
+        refused[4]
+    );
+    let statuses: Vec<&str> = refused
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 4)
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["6A81", "6A81", "6A80", "6700", "6984", "6A82", "6A88", "6985", "6A86", "6A81", "6A86"]
+    );
+    let after = session(&sandbox, 0, &[enumerate, "8052000100"]);
+    assert_eq!(after, before);
+    assert_eq!(after[1], format!("0200{}9000", kcv(&dkek1)));
+
+    // SELECT CC01: counter 100 - 4 uses, the list, domain 1; the configuration read-back.
+    let info = session(&sandbox, 0, &["00A4000002CC0100", "8050000000"]);
+    assert_eq!(
+        info[0],
+        "6F1C80020000820101 8302CC01 A50F 900400000060 910410111899 920101 9000".replace(' ', "")
+    );
+    assert_eq!(info[1], "00010303040000009000");
+
+    // `status` of the stopped card lists each AES key with its policy, and each domain.
+    sandbox.stop_card(0, "TERM");
+    let status = emulator(&["status", "--db", db]);
+    for line in [
+        "  CC01  key                 AES 128 bits, algorithms 10 11 18 99, 96 uses left, key domain 1",
+        "  CC02  key                 AES 256 bits\n",
+        "  CC05  key                 AES 192 bits, 0 uses left\n",
+        &format!("Key domain 1  : 2 share(s), KCV {}", kcv(&dkek1)),
+    ] {
+        assert!(status.contains(line), "{line:?} not in\n{status}");
+    }
+}
+
+#[test]
+fn a_domain_key_moves_only_to_a_card_with_that_domains_shares() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let (a, b) = (sandbox.db_path(0), sandbox.db_path(1));
+    for (db, shares) in [(&a, "0"), (&b, "1")] {
+        emulator(&[
+            "init",
+            "--db",
+            db.to_str().unwrap(),
+            "--dkek-shares",
+            shares,
+            "--key-domains",
+            "2",
+            "--create-dkek-domain",
+            "1:2",
+        ]);
+    }
+    sandbox.insert_card_on(0, &a, &[]);
+    sandbox.insert_card_on(1, &b, &[]);
+    let dkek1 = xor(&SHARE_1A, &SHARE_1B);
+    let plain = [0xA7u8; 48];
+    let s = unhex("0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF");
+    let ec = unhex(&format!("{}91027098920101", generate_p256_request()));
+    let card_a = session(
+        &sandbox,
+        0,
+        &[
+            &ext("80520001", &SHARE_1A),
+            &ext("80520001", &SHARE_1B),
+            &ext("004801B2", &[0x92, 0x01, 0x01]),
+            &ext("80780110", &plain),
+            &ext("80720192", &[]),
+            &ext("00460300", &ec),
+            &ext("80760304", &[&[0x98u8][..], &s].concat()),
+            &ext("80720392", &[]),
+            &ext("80720492", &[]),
+        ],
+    );
+    assert!(card_a.iter().all(|a| a.ends_with("9000")), "{card_a:?}");
+    let (encrypted_on_a, _) = split(&card_a[3]);
+    let (aes_blob, _) = split(&card_a[4]);
+    assert_eq!(card_a[6], "9000", "DERIVE answers no data");
+
+    // The derived key is d + s mod n: its blob, decoded independently, against Python.
+    let source = decode_blob(&sandbox, &dkek1, split(&card_a[7]).0, "ec3.blob");
+    let derived = decode_blob(&sandbox, &dkek1, split(&card_a[8]).0, "ec4.blob");
+    let expected = python(
+        "card_crypto.py",
+        &["ec-add", "prime256v1", &json_field(&source, "d"), &hex(&s)],
+    );
+    assert_eq!(json_field(&derived, "d"), json_field(&expected, "d"));
+    assert_eq!(json_field(&derived, "q"), json_field(&expected, "point"));
+    assert_eq!(json_field(&derived, "algorithms"), "7098");
+    // ... and it signs what OpenSSL verifies with the public key Python made.
+    let message = b"signed by a derived key";
+    let digest = arg(sandbox.scratch(), "digest.bin");
+    let data = arg(sandbox.scratch(), "data.bin");
+    std::fs::write(&data, message).unwrap();
+    openssl(&["dgst", "-sha256", "-binary", "-out", &digest, &data]);
+    let signed = session(
+        &sandbox,
+        0,
+        &[&ext("80680470", &std::fs::read(&digest).unwrap())],
+    );
+    let (signature, sw) = split(&signed[0]);
+    assert_eq!(sw, "9000");
+    let (pem, sig) = (
+        arg(sandbox.scratch(), "derived.pem"),
+        arg(sandbox.scratch(), "sig.der"),
+    );
+    std::fs::write(&pem, json_field(&expected, "public_pem")).unwrap();
+    std::fs::write(&sig, unhex(signature)).unwrap();
+    assert!(verifies_sha256(&pem, &sig, &data));
+
+    // Card B's domain 1 has another DKEK: the blob is refused and nothing is written.
+    let refused = session(
+        &sandbox,
+        1,
+        &[
+            &ext("80520001", &SHARE_1A),
+            &ext("80520001", &SHARE_0),
+            &ext("80740793", &unhex(aes_blob)),
+            "805800000000",
+        ],
+    );
+    assert_eq!(refused[2], "6A80");
+    assert!(!refused[3].contains("CC07"), "{refused:?}");
+    // Deleted and made again from domain 1's shares, it imports the key: the same result.
+    let python_blob = arg(sandbox.scratch(), "python-aes.blob");
+    let python_key = "00112233445566778899AABBCCDDEEFF";
+    python(
+        "dkek_blob.py",
+        &["encode-aes", &hex(&dkek1), python_key, &python_blob, "1011"],
+    );
+    let imported = session(
+        &sandbox,
+        1,
+        &[
+            &ext("80520301", &[]),
+            &ext("80520101", &[2]),
+            &ext("80520001", &SHARE_1A),
+            &ext("80520001", &SHARE_1B),
+            &ext("80740793", &unhex(aes_blob)),
+            &ext("80780710", &plain),
+            "00A4000002CC0700",
+            &ext("80740893", &std::fs::read(&python_blob).unwrap()),
+            &ext("80780810", &plain),
+            &ext("80780818", &plain),
+        ],
+    );
+    assert_eq!(imported[0], "000000000000000000009000");
+    assert_eq!(imported[1], "020200000000000000009000");
+    assert_eq!(imported[3], format!("0200{}9000", kcv(&dkek1)));
+    assert_eq!(
+        imported[4], "9000",
+        "an AES key unwraps without a CV request"
+    );
+    assert_eq!(imported[5], format!("{encrypted_on_a}9000"));
+    assert_eq!(
+        imported[6],
+        "6F1080020000820101 8302CC07 A503920101 9000".replace(' ', "")
+    );
+    assert_eq!(imported[7], "9000");
+    assert_eq!(
+        imported[8],
+        format!(
+            "{}9000",
+            python("card_crypto.py", &["cbc-encrypt", python_key, &hex(&plain)])
+        )
+    );
+    assert_eq!(imported[9], "6A81", "the Python blob allows 10 and 11 only");
+}
+
+/// A GENERATE ASYMMETRIC request body for a P-256 key (hex), as OpenSC sends it.
+fn generate_p256_request() -> String {
+    let template = emulator::crypto::cvc::ec_key_template(emulator::crypto::ec::Curve::Secp256r1);
+    hex(&emulator::crypto::cvc::generate_request(
+        b"UTCA00001",
+        &template,
+        b"ZZEM000000000001",
+    ))
+}
+
+#[test]
+fn a_transport_pin_is_changed_with_pkcs15_tool_before_login() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let db = sandbox.db_path(0);
+    emulator(&["init", "--db", db.to_str().unwrap(), "--transport-pin"]);
+    assert!(emulator(&["status", "--db", db.to_str().unwrap()])
+        .contains("transport PIN: change it before use"));
+    sandbox.insert_card_on(0, &db, &[]);
+    let status = sandbox.raw_client(CLIENT, &[SELECT, "00200081", VERIFY]);
+    assert_eq!(status[1..], ["6984", "6984"]);
+    let login = sandbox.run("pkcs11-tool", &["--login", "--pin", PIN, "--list-objects"]);
+    assert!(
+        !login.status.success(),
+        "a transport PIN logged in: {}",
+        text(&login)
+    );
+    sandbox.ok(
+        "pkcs15-tool",
+        &["--change-pin", "--pin", PIN, "--new-pin", "123456"],
+    );
+    let objects = sandbox.ok(
+        "pkcs11-tool",
+        &["--login", "--pin", "123456", "--list-objects"],
+    );
+    assert!(!objects.contains("error"), "{objects}");
+    let status = sandbox.raw_client(CLIENT, &[SELECT, "00200081"]);
+    assert_eq!(status[1], "63C3");
+}
+
+#[test]
+fn staged_blobs_of_any_length_and_pss_salts_that_fit() {
+    let mut sandbox = Sandbox::pcscd_only();
+    let db = sandbox.db_path(0);
+    emulator(&["init", "--db", db.to_str().unwrap(), "--dkek-shares", "1"]);
+    sandbox.insert_card_on(0, &db, &[]);
+    // OpenSC >= 0.24 stages a blob in 2F10 without deleting it first: a long blob, then a
+    // short one, each imported from the file.
+    let rsa_blob = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/wrapped/rsa2048-crt.blob"
+    ))
+    .unwrap();
+    let dkek: Vec<u8> = (0..32u8).collect();
+    let aes_blob = arg(sandbox.scratch(), "short.blob");
+    python(
+        "dkek_blob.py",
+        &["encode-aes", &hex(&dkek), &"5A".repeat(16), &aes_blob],
+    );
+    let aes_blob = std::fs::read(&aes_blob).unwrap();
+    assert!(aes_blob.len() < rsa_blob.len() / 4);
+    let stage = |blob: &[u8]| {
+        let mut data = vec![0x54, 0x02, 0x00, 0x00, 0x53, 0x82];
+        data.extend_from_slice(&(blob.len() as u16).to_be_bytes());
+        data.extend_from_slice(blob);
+        ext("00D72F10", &data)
+    };
+    let answers = session(
+        &sandbox,
+        0,
+        &[
+            &ext("80520000", &dkek),
+            &stage(&rsa_blob),
+            "80740193",
+            &stage(&aes_blob),
+            "80740293",
+            &ext("80780210", &[0u8; 16]),
+        ],
+    );
+    assert_eq!(
+        answers[..5],
+        [&answers[0][..], "9000", "9000", "9000", "9000"]
+    );
+    assert_eq!(
+        answers[5],
+        format!(
+            "{}9000",
+            python(
+                "card_crypto.py",
+                &["cbc-encrypt", &"5A".repeat(16), &"00".repeat(16)]
+            )
+        )
+    );
+
+    // RSA-1024 with SHA-512 PSS through pkcs11-tool: the salt is the 62 bytes that fit.
+    sandbox.generate_key_pair("rsa:1024", "09", &[]);
+    let dir = sandbox.scratch();
+    let (data, sig, der, pem) = (
+        arg(dir, "data.txt"),
+        arg(dir, "sig.bin"),
+        arg(dir, "pub.der"),
+        arg(dir, "pub.pem"),
+    );
+    std::fs::write(&data, b"PSS with the longest salt that fits").unwrap();
+    sandbox.sign("09", "SHA512-RSA-PKCS-PSS", &data, &sig, &[]);
+    sandbox.read_object("pubkey", "09", &der);
+    openssl(&[
+        "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
+    ]);
+    for salt in ["rsa_pss_saltlen:62", "rsa_pss_saltlen:auto"] {
+        assert!(openssl_succeeds(&[
+            "dgst",
+            "-sha512",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            salt,
+            "-verify",
+            &pem,
+            "-signature",
+            &sig,
+            &data,
+        ]));
+    }
+}

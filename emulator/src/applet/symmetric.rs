@@ -1,0 +1,49 @@
+//! GENERATE SYMMETRIC KEY (`00 48`): a new AES key in the key reference space of RSA and EC
+//! keys, with the policy tags of GENERATE ASYMMETRIC (`90` counter, `91` algorithms, `92`
+//! domain, `93` wrapping key). CIPHER SYMMETRIC (`80 78`) uses it through
+//! [`Card::use_key`](super::key_use), like SIGN and DECIPHER.
+
+use super::generation::policy_tags;
+use crate::apdu::{tlv, Response, Status};
+use crate::card::Card;
+use crate::limits::OBJECT_OVERHEAD;
+use crate::model::key::KeyRecord;
+use crate::model::Change;
+use crate::store::record::stored_len;
+
+impl Card {
+    /// GENERATE SYMMETRIC KEY: an AES key of `size` bytes as key `key_id` (replacing a key
+    /// of that id, as GENERATE ASYMMETRIC does). Answers no data: an AES key has no public
+    /// half.
+    pub(super) fn generate_symmetric_key(
+        &mut self,
+        key_id: u8,
+        size: usize,
+        data: &[u8],
+    ) -> Result<Response, Status> {
+        self.require_key_slot(key_id)?;
+        let tlvs = tlv::parse_all(data).ok_or(Status::IncorrectData)?;
+        if tlvs.iter().any(|t| !matches!(t.tag, 0x90..=0x93)) {
+            return Err(Status::IncorrectData);
+        }
+        let policy = policy_tags(&tlvs)?;
+        self.check_domain(&policy)?;
+        let mut key =
+            KeyRecord::generate_aes(size, &mut *self.rng).map_err(|_| Status::IncorrectP1P2)?;
+        key.policy = policy;
+        let replaced = self
+            .state
+            .keys
+            .get(&key_id)
+            .map_or(0, |k| stored_len(k) + OBJECT_OVERHEAD);
+        let new_key = usize::from(replaced == 0);
+        self.limits.admit(
+            &self.state,
+            new_key,
+            new_key,
+            (stored_len(&key) + OBJECT_OVERHEAD).saturating_sub(replaced),
+        )?;
+        self.commit(vec![Change::PutKey(key_id, key)])?;
+        Ok(Response::empty())
+    }
+}
