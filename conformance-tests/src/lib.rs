@@ -1,8 +1,10 @@
 //! A private pcscd + vpcd + emulator for each test, and helpers to run the real OpenSC tools
 //! against it: [`Sandbox`] (the pcscd of the product's own `private_pcscd` module, with
 //! emulator processes in its slots), [`tools`] (running programs, OpenSC with the wiki's
-//! credentials), [`openssl`] (the independent judge) and [`wait`] (polling, never sleeping).
+//! credentials), [`opensc`] (which OpenSC release: Debian's or a build of its own), [`openssl`]
+//! (the independent judge) and [`wait`] (polling, never sleeping).
 
+mod opensc;
 mod openssl;
 mod sandbox;
 mod tools;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;
 pub use tools::{arg, initialize, opensc_tool_responses, text};

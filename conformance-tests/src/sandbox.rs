@@ -241,10 +241,12 @@ impl Sandbox {
         self.insert_card(slot);
     }
 
-    /// A command whose PC/SC client talks to this sandbox's pcscd.
+    /// A command whose PC/SC client talks to this sandbox's pcscd, with the OpenSC under test
+    /// ([`crate::opensc`]) first on its `PATH`.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = self.pcscd.client(program);
         cmd.env_remove("OPENSC_CONF").stdin(Stdio::null());
+        crate::opensc().configure(&mut cmd);
         cmd
     }
 

@@ -2,9 +2,12 @@
 //! with OpenSSL's pkcs11 engine, stored on the card, seen by pkcs15-tool, NSS and pkcs11-tool,
 //! and deleted again.
 
-use conformance_tests::{arg, initialize, openssl, text, Sandbox, PIN};
+use conformance_tests::{arg, initialize, opensc, openssl, text, Sandbox, PIN};
 
-const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+/// The PKCS#11 module of the OpenSC under test.
+fn module() -> String {
+    opensc().module().to_str().unwrap().to_string()
+}
 
 /// An OpenSSL configuration that loads libp11's engine with OpenSC's module and the test PIN.
 fn engine_config(sandbox: &Sandbox) -> String {
@@ -14,7 +17,8 @@ fn engine_config(sandbox: &Sandbox) -> String {
         format!(
             "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
              [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
-             MODULE_PATH = {MODULE}\nPIN = {PIN}\ninit = 0\n"
+             MODULE_PATH = {}\nPIN = {PIN}\ninit = 0\n",
+            module()
         ),
     )
     .unwrap();
@@ -30,7 +34,7 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
         "pkcs11-tool",
         &[
             "--module",
-            MODULE,
+            &module(),
             "-l",
             "--pin",
             PIN,
@@ -77,7 +81,7 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
         "pkcs11-tool",
         &[
             "--module",
-            MODULE,
+            &module(),
             "-l",
             "--pin",
             PIN,
@@ -110,7 +114,7 @@ fn openssl_engine_certificate_on_the_card_then_pkcs15_nss_and_deletion() {
             "-add",
             "SmartCard-HSM",
             "-libfile",
-            MODULE,
+            &module(),
             "-dbdir",
             &db,
             "-force",

@@ -124,7 +124,16 @@ fn a_trace_of_a_login_and_a_signature_names_the_commands_and_holds_no_pin() {
         );
     }
     for trace in [&text_lines, &json_lines] {
-        let upper = trace.to_uppercase();
+        // Without the timestamps, whose microseconds hold a 6-digit PIN now and then.
+        let upper = trace
+            .lines()
+            .map(|line| match line.strip_prefix("{\"time\":\"") {
+                Some(rest) => rest.split_once('"').map_or(rest, |(_, after)| after),
+                None => line.split_once(' ').map_or(line, |(_, after)| after),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_uppercase();
         for secret in ["648219", "363438323139", "3537363231383830", "57621880"] {
             assert!(!upper.contains(secret), "{secret} is in a trace");
         }

@@ -1,7 +1,7 @@
-//! EC keys on all 12 curves OpenSC 0.23 offers for this card: generated through pkcs11-tool,
+//! EC keys on all 12 curves OpenSC offers for this card: generated through pkcs11-tool,
 //! every ECDSA mechanism checked with OpenSSL, ECDH compared with OpenSSL's.
 
-use conformance_tests::{arg, initialize, openssl, openssl_succeeds, Sandbox, PIN, SO_PIN};
+use conformance_tests::{arg, initialize, opensc, openssl, openssl_succeeds, Sandbox, PIN, SO_PIN};
 
 const CURVES: [&str; 12] = [
     "secp192r1",
@@ -43,8 +43,17 @@ fn keypair(sandbox: &Sandbox, curve: &str, id: &str, label: &str) -> String {
     } else {
         // pkcs11-tool 0.23 cannot export EC public keys of 192 and 384 bits with OpenSSL 3
         // ("cannot create EVP_PKEY"): a host bug, seen with SoftHSM2 just the same. The same
-        // public key object is exported by pkcs15-tool instead.
+        // public key object is exported by pkcs15-tool instead. Later releases must export it.
         let message = conformance_tests::text(&read);
+        assert!(
+            !opensc().at_least(0, 24),
+            "{}: --read-object of the {curve} public key failed: {message}",
+            opensc().name()
+        );
+        opensc().note(&format!(
+            "pkcs11-tool --read-object cannot export the {curve} public key (host bug fixed \
+             in 0.24); read with pkcs15-tool --read-public-key instead"
+        ));
         assert!(message.contains("cannot create EVP_PKEY"), "{message}");
         assert!(
             matches!(
@@ -99,8 +108,12 @@ fn sign_tolerating_host_bug(
     for _ in 0..8 {
         match sign(sandbox, id, mechanism, input, output) {
             Ok(()) => return true,
-            Err(e) if curve == "secp521r1" => eprintln!("OpenSC 0.23 P-521 host bug: {e}"),
-            Err(e) => panic!("{mechanism} on {curve} failed:\n{e}"),
+            // OpenSC 0.23 mis-parses some P-521 signatures of the card (a DER length it gets
+            // wrong); 0.26 fixed it, so there every P-521 signature must come through.
+            Err(e) if curve == "secp521r1" && !opensc().at_least(0, 26) => opensc().note(&format!(
+                "P-521 signature lost to the host's DER handling: {e}"
+            )),
+            Err(e) => panic!("{}: {mechanism} on {curve} failed:\n{e}", opensc().name()),
         }
     }
     false

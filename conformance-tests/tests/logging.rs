@@ -89,7 +89,19 @@ fn a_trace_log_of_a_whole_session_names_commands_and_holds_no_secret() {
         .to_uppercase();
     assert_eq!(d.len(), 64);
 
-    let log = sandbox.card_log(0).to_uppercase();
+    // Each line without its timestamp: six digits of microseconds hold a 6-digit PIN now and
+    // then (the secrets below are searched for in what the card wrote, not in the clock).
+    let log = sandbox
+        .card_log(0)
+        .lines()
+        .map(|line| match line.split_once(' ') {
+            Some((time, rest)) if time.ends_with('Z') && time.contains('T') => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_uppercase();
+    assert!(!log.is_empty());
     for name in [
         "SELECT",
         "VERIFY",

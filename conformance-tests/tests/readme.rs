@@ -255,8 +255,84 @@ fn every_command_block_of_the_readme_runs_as_written() {
                 assert!(out.status.success(), "{}", text(&out));
                 ran += commands.len();
             }
+            // Needs p11test, which only a build of OpenSC has: the next test.
+            "p11test" => {}
             other => panic!("unknown README test block kind {other}"),
         }
     }
     println!("{ran} README commands ran");
+}
+
+/// The README's lines for OpenSC's own CI, run as written in a copy of the p11test directory
+/// of the OpenSC build under test (`scripts/test` runs this in its pass against OpenSC 0.26.1;
+/// Debian's packages have no p11test), with the emulator's reference log beside it as OpenSC
+/// would keep it. The log is also compared with OpenSC's reference log of a physical card.
+#[test]
+fn the_lines_for_opensc_ci_run_p11test_as_written() {
+    let opensc = conformance_tests::opensc();
+    let Some(tree) = opensc.build_tree() else {
+        opensc.note(
+            "has no p11test (Debian ships none); the README's lines for OpenSC's CI run in \
+             scripts/test's pass against its own OpenSC build",
+        );
+        return;
+    };
+    let blocks: Vec<_> = readme_blocks()
+        .into_iter()
+        .filter(|(kind, _)| kind == "p11test")
+        .collect();
+    assert_eq!(blocks.len(), 1, "one p11test block in the README");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    // The layout p11test expects: its module at ../../pkcs11/.libs/opensc-pkcs11.so.
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path().join("src/tests/p11test");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(work.path().join("src/pkcs11")).unwrap();
+    std::os::unix::fs::symlink(
+        tree.join("src/pkcs11/.libs"),
+        work.path().join("src/pkcs11/.libs"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(tree.join("src/tests/p11test/p11test"), here.join("p11test"))
+        .unwrap();
+    std::fs::copy(
+        repo.join("fixtures/p11test/sc-hsm-emulator_ref.json"),
+        here.join("sc-hsm-emulator_ref.json"),
+    )
+    .unwrap();
+    let emulator_dir = conformance_tests::emulator_binary().parent().unwrap();
+    for line in &blocks[0].1 {
+        let mut command = Command::new("sh");
+        command.args(["-c", line]).current_dir(&here);
+        opensc.configure(&mut command);
+        let path = command
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_os_string()))
+            .unwrap_or_else(|| std::env::var_os("PATH").unwrap());
+        let mut dirs = vec![emulator_dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        command.env("PATH", std::env::join_paths(dirs).unwrap());
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "README ({}): {line}\n{}",
+            opensc.name(),
+            text(&out)
+        );
+    }
+    let compare = Command::new("python3")
+        .arg(repo.join("conformance-tests/scripts/p11test_compare.py"))
+        .arg(tree.join("src/tests/p11test/sc-hsm_ref.json"))
+        .arg(here.join("sc-hsm-emulator.json"))
+        .output()
+        .unwrap();
+    println!("{}", text(&compare));
+    assert!(
+        compare.status.success(),
+        "p11test's log differs from a physical card's:\n{}",
+        text(&compare)
+    );
 }

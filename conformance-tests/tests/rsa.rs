@@ -2,7 +2,7 @@
 //! cross-checked with the OpenSSL CLI.
 
 use conformance_tests::{
-    arg, initialize, openssl, openssl_succeeds, verifies_sha256, Sandbox, PIN,
+    arg, initialize, opensc, openssl, openssl_succeeds, verifies_sha256, Sandbox, PIN,
 };
 
 /// Generates an RSA key of `bits` on the card with id `id` and exports its public key as PEM.
@@ -27,6 +27,27 @@ fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
     pem
 }
 
+/// OpenSC >= 0.24 offers only the hashes this card's driver declares (SHA-1, SHA-256,
+/// SHA-384, SHA-512; "Indicate supported hashes and MGF1s", 2023): a SHA-224 mechanism is
+/// refused by the host with CKR_MECHANISM_INVALID before the card is asked. Checks that and
+/// says so; `true` when `mechanism` is such a one.
+fn not_offered(sandbox: &Sandbox, id: &str, mechanism: &str, data: &str, sig: &str) -> bool {
+    if !(mechanism.starts_with("SHA224") && opensc().at_least(0, 24)) {
+        return false;
+    }
+    let out = sandbox.try_sign(id, mechanism, data, sig, &[]);
+    let text = conformance_tests::text(&out);
+    assert!(!out.status.success(), "{mechanism}: {text}");
+    assert!(
+        text.contains("CKR_MECHANISM_INVALID"),
+        "{mechanism}: {text}"
+    );
+    opensc().note(&format!(
+        "{mechanism} is not offered for this card (host side)"
+    ));
+    true
+}
+
 fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
     let dir = sandbox.scratch();
     let pem = keypair(sandbox, bits, id);
@@ -41,6 +62,9 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
         ("SHA384-RSA-PKCS", "sha384"),
         ("SHA512-RSA-PKCS", "sha512"),
     ] {
+        if not_offered(sandbox, id, mechanism, &data, &sig) {
+            continue;
+        }
         sandbox.sign(id, mechanism, &data, &sig, &[]);
         assert!(
             openssl_succeeds(&[
@@ -62,6 +86,9 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
         ("SHA384-RSA-PKCS-PSS", "sha384"),
         ("SHA512-RSA-PKCS-PSS", "sha512"),
     ] {
+        if not_offered(sandbox, id, mechanism, &data, &sig) {
+            continue;
+        }
         // With a 1024-bit modulus, SHA-512 leaves room for a 62-byte salt, not 64: the card
         // takes the longest that fits, and OpenSSL finds it ("auto").
         sandbox.sign(id, mechanism, &data, &sig, &[]);

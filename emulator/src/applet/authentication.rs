@@ -146,4 +146,11 @@ impl Card {
         self.rng.fill_bytes(&mut salt);
         salt
     }
+
+    /// GENERATE SESSION PIN: a real card answers it only inside a secure messaging channel
+    /// (option `0004`), which this card does not open yet: `6982`, as to any command that
+    /// needs a channel.
+    pub(super) fn generate_session_pin(&mut self) -> Result<Response, Status> {
+        Err(Status::SecurityStatusNotSatisfied)
+    }
 }

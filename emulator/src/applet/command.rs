@@ -88,6 +88,8 @@ instructions! {
     WrapKey = 0x72, "WRAP KEY", 0x80, [0x0192];
     UnwrapKey = 0x74, "UNWRAP KEY", 0x80, [0x0593];
     GetChallenge = 0x84, "GET CHALLENGE", 0x00, [0x0000];
+    /// P1 `01`, P2 the PIN (`81`): a session PIN, only under secure messaging.
+    GenerateSessionPin = 0x5A, "GENERATE SESSION PIN", 0x80, [0x0181];
     /// Answered by the APDU layer ([`crate::apdu::layer`]).
     GetResponse = 0xC0, "GET RESPONSE", 0x00, [];
 }
@@ -184,6 +186,8 @@ pub(crate) enum Request<'a> {
     },
     /// `80 50 00 00` without data.
     ReadConfiguration,
+    /// `80 5A 01 81`: a session PIN for the user PIN.
+    GenerateSessionPin,
     ManageKeyDomain {
         domain: u8,
         action: DomainAction<'a>,
@@ -413,6 +417,13 @@ impl<'a> Request<'a> {
                     _ => return Err(Status::IncorrectP1P2),
                 };
                 Request::ManageKeyDomain { domain: p2, action }
+            }
+            Ins::GenerateSessionPin => {
+                no_data(command)?;
+                match (p1, p2) {
+                    (0x01, 0x81) => Request::GenerateSessionPin,
+                    _ => return Err(Status::IncorrectP1P2),
+                }
             }
             Ins::GetChallenge => {
                 p1p2_zero(command)?;

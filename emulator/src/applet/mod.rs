@@ -64,6 +64,7 @@ pub(crate) fn dispatch(card: &mut Card, request: Request<'_>) -> Result<Response
         Request::GetChallenge { len } => Ok(card.get_challenge(len)),
         Request::InitializeDevice { data } => card.initialize_device(data),
         Request::ReadConfiguration => Ok(card.read_configuration()),
+        Request::GenerateSessionPin => card.generate_session_pin(),
         Request::ManageKeyDomain { domain, action } => card.manage_key_domain(domain, action),
         Request::GenerateKeyPair {
             key_id,

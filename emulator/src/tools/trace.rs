@@ -78,6 +78,7 @@ pub(crate) fn describe(request: &Request<'_>) -> String {
             format!("key domain {domain}, {what}")
         }
         Request::ReadConfiguration => "read configuration and version".into(),
+        Request::GenerateSessionPin => "for the user PIN".into(),
         Request::GenerateSymmetricKey { key_id, size, .. } => {
             format!("{}, AES-{}", key(*key_id), size * 8)
         }

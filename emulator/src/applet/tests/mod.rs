@@ -676,3 +676,11 @@ fn state_survives_reopening_the_store() {
 }
 
 mod four_k;
+
+#[test]
+fn a_session_pin_needs_secure_messaging() {
+    let mut c = logged_in();
+    assert_eq!(sw(&mut c, "805A018100"), "6982");
+    assert_eq!(sw(&mut c, "805A018800"), "6A86");
+    assert_eq!(sw(&mut c, "805A01810100"), "6700");
+}
