@@ -237,3 +237,30 @@ pub fn opensc_tool_responses(output: &str) -> Vec<(Vec<u8>, String)> {
     }
     responses
 }
+
+/// SoftHSM2's PKCS#11 module (Debian's softhsm2), the benches' in-process reference.
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A SoftHSM2 token labelled "bench" with the wiki's user PIN, in a token directory under
+/// `dir`; returns its configuration file (for `SOFTHSM2_CONF`).
+pub fn softhsm_token(dir: &Path) -> std::path::PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", "bench"])
+        .args(["--so-pin", "1234", "--pin", PIN])
+        .output()
+        .expect("run softhsm2-util (package softhsm2)");
+    assert!(out.status.success(), "softhsm2-util: {}", text(&out));
+    conf
+}

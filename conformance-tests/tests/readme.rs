@@ -3,40 +3,54 @@
 //! pcscd listens there) is its own and goes away with the test, while another private pcscd
 //! runs on the machine (as CI jobs and sandboxes run them).
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use conformance_tests::text;
+
+/// The repository root.
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Runs the shell `script` in private PID, mount and network namespaces with its own
+/// `/run/pcscd` and loopback up, so that whatever pcscd it starts is its own; everything in
+/// them is killed when the script ends.
+fn in_private_namespaces(script: &str) -> Output {
+    let script = format!(
+        "set -e; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; ip link set lo up; {script}"
+    );
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--mount", "--net"])
+        .args(["--kill-child=SIGKILL", "sh", "-c", &script])
+        .output()
+        .unwrap()
+}
+
+/// Shell that starts `scripts/run-card --db DB` in the background (its pid in `$card`, its
+/// output in `log`) and polls until pkcs11-tool sees the card.
+fn start_run_card(db: &Path, log: &Path) -> String {
+    format!(
+        "cd '{repo}'; scripts/run-card --db '{db}' >'{log}' 2>&1 & card=$!; \
+         for i in $(seq 300); do pkcs11-tool -L 2>/dev/null | grep -q 'PKCS#15 emulated' && break; sleep 0.1; done; ",
+        repo = repo().display(),
+        db = db.display(),
+        log = log.display()
+    )
+}
 
 #[test]
 fn the_first_command_of_the_readme_brings_up_a_card() {
     // A private pcscd elsewhere on the machine: run-card must not take it for the system one.
     let _elsewhere = conformance_tests::Sandbox::pcscd_only();
     let dir = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let script = format!(
-        "set -e; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; ip link set lo up; \
-         cd '{repo}'; scripts/run-card --db '{dir}/card.redb' >'{dir}/run-card.log' 2>&1 & card=$!; \
-         for i in $(seq 300); do pkcs11-tool -L 2>/dev/null | grep -q 'PKCS#15 emulated' && break; sleep 0.1; done; \
-         pkcs11-tool -L; kill -TERM $card; wait $card || true",
-        repo = repo.display(),
-        dir = dir.path().display()
-    );
-    let out = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--mount",
-            "--net",
-            "--kill-child=SIGKILL",
-            "sh",
-            "-c",
-        ])
-        .arg(&script)
-        .output()
-        .unwrap();
+    let out = in_private_namespaces(&format!(
+        "{}pkcs11-tool -L; kill -TERM $card; wait $card || true",
+        start_run_card(
+            &dir.path().join("card.redb"),
+            &dir.path().join("run-card.log")
+        )
+    ));
     let listing = text(&out);
     let log = std::fs::read_to_string(dir.path().join("run-card.log")).unwrap_or_default();
     assert!(listing.contains("Virtual PCD 00 00"), "{listing}\n{log}");
@@ -59,34 +73,16 @@ fn the_first_command_of_the_readme_brings_up_a_card() {
 #[test]
 fn run_card_uses_a_running_pcscd_and_says_when_it_has_too_few_slots() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
     let config = vpcd_bridge::private_pcscd::write_reader_config(dir.path(), 2).unwrap();
-    let script = format!(
-        "set -e; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; ip link set lo up; \
-         pcscd --foreground --config '{config}' >/dev/null 2>&1 & \
+    let out = in_private_namespaces(&format!(
+        "pcscd --foreground --config '{config}' >/dev/null 2>&1 & \
          for i in $(seq 300); do ss -xlH | grep -q pcscd.comm && break; sleep 0.02; done; \
-         cd '{repo}'; scripts/run-card --db '{dir}/card.redb' >'{dir}/one.log' 2>&1 & card=$!; \
-         for i in $(seq 300); do pkcs11-tool -L 2>/dev/null | grep -q 'PKCS#15 emulated' && break; sleep 0.1; done; \
-         pkcs11-tool -L; kill -TERM $card; wait $card || true; \
+         {start}pkcs11-tool -L; kill -TERM $card; wait $card || true; \
          scripts/run-card --cards 3 --db '{dir}/three.redb' >'{dir}/three.log' 2>&1 || echo refused",
         config = config.display(),
-        repo = repo.display(),
+        start = start_run_card(&dir.path().join("card.redb"), &dir.path().join("one.log")),
         dir = dir.path().display()
-    );
-    let out = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--mount",
-            "--net",
-            "--kill-child=SIGKILL",
-        ])
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap();
+    ));
     let listing = text(&out);
     let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     assert!(
@@ -111,10 +107,7 @@ fn run_card_uses_a_running_pcscd_and_says_when_it_has_too_few_slots() {
 /// The blocks of README.md marked `<!-- readme-test: KIND -->`, in order: their kind and
 /// their command lines (an indented block, or a fenced YAML block's `run:` and `script:` lines).
 fn readme_blocks() -> Vec<(String, Vec<String>)> {
-    let readme = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
-    )
-    .unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let mut blocks = Vec::new();
     let mut lines = readme.lines().peekable();
     while let Some(line) = lines.next() {
@@ -158,9 +151,7 @@ fn readme_blocks() -> Vec<(String, Vec<String>)> {
 /// the debug profile into the workspace's target directory, to spare a release build).
 #[test]
 fn every_command_block_of_the_readme_runs_as_written() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
+    let repo = repo();
     let work = tempfile::tempdir().unwrap();
     let home = work.path().join("home");
     let bin = work.path().join("bin");
@@ -232,13 +223,9 @@ fn every_command_block_of_the_readme_runs_as_written() {
                 }
             }
             "with-run-card" => {
-                let mut script = format!(
-                    "set -e; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; ip link set lo up; \
-                     cd '{repo}'; scripts/run-card --db '{db}' >'{log}' 2>&1 & card=$!; \
-                     for i in $(seq 300); do pkcs11-tool -L 2>/dev/null | grep -q 'PKCS#15 emulated' && break; sleep 0.1; done; ",
-                    repo = repo.display(),
-                    db = work.path().join(format!("card-{ran}.redb")).display(),
-                    log = work.path().join("run-card.log").display(),
+                let mut script = start_run_card(
+                    &work.path().join(format!("card-{ran}.redb")),
+                    &work.path().join("run-card.log"),
                 );
                 for line in commands {
                     script.push_str(&format!(
@@ -247,11 +234,7 @@ fn every_command_block_of_the_readme_runs_as_written() {
                     ));
                 }
                 script.push_str("kill -TERM $card; wait $card || true");
-                let out = Command::new("unshare")
-                    .args(["--pid", "--fork", "--mount-proc", "--mount", "--net"])
-                    .args(["--kill-child=SIGKILL", "sh", "-c", &script])
-                    .output()
-                    .unwrap();
+                let out = in_private_namespaces(&script);
                 assert!(out.status.success(), "{}", text(&out));
                 ran += commands.len();
             }
@@ -282,9 +265,7 @@ fn the_lines_for_opensc_ci_run_p11test_as_written() {
         .filter(|(kind, _)| kind == "p11test")
         .collect();
     assert_eq!(blocks.len(), 1, "one p11test block in the README");
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
+    let repo = repo();
     // The layout p11test expects: its module at ../../pkcs11/.libs/opensc-pkcs11.so.
     let work = tempfile::tempdir().unwrap();
     let here = work.path().join("src/tests/p11test");

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use conformance_tests::emulator_binary;
-
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use conformance_tests::{emulator_binary, softhsm_token, SOFTHSM};
 
 fn timed(mut command: Command) -> Duration {
     let started = Instant::now();
@@ -41,31 +39,10 @@ fn figures(name: &str, mut runs: Vec<Duration>) {
     );
 }
 
-fn softhsm_token(dir: &Path) -> Duration {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+/// Making a SoftHSM2 token and listing it: what a test using SoftHSM2 spends per run.
+fn softhsm_run(dir: &Path) -> Duration {
     let started = Instant::now();
-    let mut init = Command::new("softhsm2-util");
-    init.env("SOFTHSM2_CONF", &conf).args([
-        "--init-token",
-        "--free",
-        "--label",
-        "bench",
-        "--so-pin",
-        "1234",
-        "--pin",
-        "648219",
-    ]);
-    timed(init);
+    let conf = softhsm_token(dir);
     let mut list = Command::new("pkcs11-tool");
     list.env("SOFTHSM2_CONF", &conf)
         .args(["--module", SOFTHSM, "-L"]);
@@ -91,7 +68,7 @@ fn main() {
         .collect();
     let bare: Vec<Duration> = (0..n).map(|_| timed(sandbox(&["true"]))).collect();
     let softhsm: Vec<Duration> = (0..n)
-        .map(|_| softhsm_token(tempfile::tempdir().unwrap().path()))
+        .map(|_| softhsm_run(tempfile::tempdir().unwrap().path()))
         .collect();
     println!("{n} runs each, wall time:\n");
     println!("| what | min | median | 90th percentile |");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use conformance_tests::{emulator_binary, Sandbox, PIN};
+use conformance_tests::{emulator_binary, softhsm_token, Sandbox, PIN, SOFTHSM};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
@@ -21,7 +21,6 @@ use emulator::model::pin::PinRef;
 use emulator::tools::host;
 
 const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const P256: &[u8] = &[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 const P384: &[u8] = &[0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
 
@@ -376,25 +375,7 @@ fn main() {
 
     // SoftHSM2 first, in its own token directory.
     let softhsm_dir = tempfile::tempdir().unwrap();
-    let conf = softhsm_dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!("directories.tokendir = {}\n", softhsm_dir.path().display()),
-    )
-    .unwrap();
-    std::env::set_var("SOFTHSM2_CONF", &conf);
-    let mut init_token = Command::new("softhsm2-util");
-    init_token.args([
-        "--init-token",
-        "--free",
-        "--label",
-        "bench",
-        "--so-pin",
-        "1234",
-        "--pin",
-        PIN,
-    ]);
-    must(&mut init_token, "softhsm2-util");
+    std::env::set_var("SOFTHSM2_CONF", softhsm_token(softhsm_dir.path()));
 
     let mut sandbox = Sandbox::pcscd_only();
     let db = sandbox.db_path(0);

@@ -38,9 +38,6 @@ impl Card {
         {
             return Err(Status::InsNotSupported);
         }
-        if matches!(action, DomainAction::CreateXkek) {
-            return Err(Status::FunctionNotSupported);
-        }
         let current = self.state.domain(kd).ok_or(Status::IncorrectP1P2)?.clone();
         let next = match action {
             DomainAction::Status => None,

@@ -326,12 +326,7 @@ impl Card {
         if algorithm != ALGORITHM_EC_DERIVE {
             return Err(Status::FunctionNotSupported);
         }
-        if key.policy.uses_left == Some(0) {
-            return Err(Status::ReferenceDataNotUsable);
-        }
-        if !key.policy.allows(algorithm) {
-            return Err(Status::FunctionNotSupported);
-        }
+        super::key_use::permits(key, algorithm)?;
         if scalar.len() > curve.order_len() {
             return Err(Status::WrongLength);
         }
@@ -349,8 +344,7 @@ impl Card {
                 ..key.policy.clone()
             },
         };
-        let mut source_key = key.clone();
-        source_key.policy.uses_left = key.policy.uses_left.map(|n| n - 1);
+        let counted_source = super::key_use::after_one_use(key);
         self.limits.admit(
             &self.state,
             1,
@@ -358,9 +352,7 @@ impl Card {
             crate::store::record::stored_len(&new_key) + crate::limits::OBJECT_OVERHEAD,
         )?;
         let mut batch = vec![Change::PutKey(target, new_key)];
-        if source_key.policy.uses_left.is_some() {
-            batch.push(Change::PutKey(source, source_key));
-        }
+        batch.extend(counted_source.map(|key| Change::PutKey(source, key)));
         self.commit(batch)?;
         Ok(Response::empty())
     }

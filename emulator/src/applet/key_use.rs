@@ -3,7 +3,7 @@
 use crate::apdu::{Response, Status};
 use crate::card::Card;
 use crate::crypto::{self, Algorithm, CryptoError};
-use crate::model::key::DEVICE_KEY_ID;
+use crate::model::key::{KeyRecord, DEVICE_KEY_ID};
 use crate::model::objects::Access;
 use crate::model::Change;
 
@@ -35,21 +35,34 @@ impl Card {
         }
         let key = self.state.keys.get(&key_id).ok_or(Status::NotFound)?;
         let algorithm = algorithm.ok_or(Status::FunctionNotSupported)?;
-        if key.policy.uses_left == Some(0) {
-            return Err(Status::ReferenceDataNotUsable);
-        }
-        if !key.policy.allows(algorithm_id) {
-            return Err(Status::FunctionNotSupported);
-        }
+        permits(key, algorithm_id)?;
         if input.is_empty() && !algorithm.accepts_empty_input() {
             return Err(Status::WrongLength);
         }
         let output = crypto::perform(&key.material, algorithm, input, &mut *self.rng)?;
-        if let Some(n) = key.policy.uses_left {
-            let mut counted = key.clone();
-            counted.policy.uses_left = Some(n - 1);
+        if let Some(counted) = after_one_use(key) {
             self.commit(vec![Change::PutKey(key_id, counted)])?;
         }
         Ok(Response::ok(output))
     }
+}
+
+/// Whether `key`'s policy lets it run `algorithm` once more: `6984` when its use counter is
+/// spent, `6A81` when its algorithm list (tag 91) does not name `algorithm`.
+pub(super) fn permits(key: &KeyRecord, algorithm: u8) -> Result<(), Status> {
+    if key.policy.uses_left == Some(0) {
+        return Err(Status::ReferenceDataNotUsable);
+    }
+    if !key.policy.allows(algorithm) {
+        return Err(Status::FunctionNotSupported);
+    }
+    Ok(())
+}
+
+/// `key` with one use charged, if it counts its uses (`None`: nothing to store).
+pub(super) fn after_one_use(key: &KeyRecord) -> Option<KeyRecord> {
+    let n = key.policy.uses_left?;
+    let mut counted = key.clone();
+    counted.policy.uses_left = Some(n.saturating_sub(1));
+    Some(counted)
 }
