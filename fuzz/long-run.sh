@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-300}
-for target in transmit apdu tlv cvc keyblob vpcd_frames; do
+for target in transmit apdu tlv cvc keyblob vpcd_frames secure_messaging; do
     mkdir -p "fuzz/corpus/$target"
     [ -d "fixtures/fuzz/$target" ] && cp -n fixtures/fuzz/$target/* "fuzz/corpus/$target/" 2>/dev/null
     echo "== $target"

@@ -17,7 +17,9 @@ use std::sync::OnceLock;
 pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;
-pub use tools::{arg, initialize, opensc_tool_responses, softhsm_token, text, SOFTHSM};
+pub use tools::{
+    arg, field, initialize, offline, opensc_tool_responses, softhsm_token, text, SOFTHSM,
+};
 pub use wait::{wait_until, wait_until_or};
 
 /// The test credentials of the OpenSC wiki page.

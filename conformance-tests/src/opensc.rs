@@ -82,6 +82,15 @@ impl OpenSc {
             .then_some(tree)
     }
 
+    /// The directory where this OpenSC's OpenPACE looks up the root certificate of a card's
+    /// chain for chip authentication (by holder reference), when it was built with OpenPACE
+    /// by `scripts/build-opensc`; none for Debian's OpenSC (no OpenPACE, no chip
+    /// authentication).
+    pub fn chip_authentication_roots(&self) -> Option<PathBuf> {
+        let dir = self.prefix.as_ref()?.join("etc/eac/cvc");
+        dir.is_dir().then_some(dir)
+    }
+
     /// Where it comes from, for messages.
     fn origin(&self) -> String {
         match &self.prefix {

@@ -53,6 +53,30 @@ impl Sandbox {
         self.pcscd.restart_pcscd().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// The emulator PKI the sandbox's cards are made under (beside their databases).
+    pub fn pki_path(&self) -> PathBuf {
+        self.scratch().join("emulator-pki.bin")
+    }
+
+    /// Puts the root of the sandbox's PKI where the OpenSC under test looks up chip
+    /// authentication roots (`sc-hsm-emulator pki export --out-dir`), when it does chip
+    /// authentication at all (built with OpenPACE); whether it does. Roots are named by their
+    /// holder reference, unique per PKI, so tests running at once do not disturb each other.
+    pub fn trust_for_chip_authentication(&self) -> bool {
+        let Some(dir) = crate::opensc().chip_authentication_roots() else {
+            return false;
+        };
+        let out = Command::new(emulator_binary())
+            .args(["pki", "export", "--pki"])
+            .arg(self.pki_path())
+            .arg("--out-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pki export: {}", text(&out));
+        true
+    }
+
     /// Where a card's database lives.
     pub fn db_path(&self, slot: u8) -> PathBuf {
         self.scratch().join(format!("card{slot}.redb"))

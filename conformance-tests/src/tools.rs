@@ -27,6 +27,26 @@ impl Sandbox {
             .collect()
     }
 
+    /// Runs the suite's Python client `scripts/SCRIPT` (Debian's python3, with `pyscard` and
+    /// `cryptography`) with `args` inside the sandbox, bounded so that a wedged reader fails
+    /// the test; asserts success and returns its lines (`name key=value ...`, see [`field`]).
+    pub fn python_client(&self, script: &str, args: &[&str]) -> Vec<String> {
+        let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut all = vec!["60", "/usr/bin/python3", script.as_str()];
+        all.extend_from_slice(args);
+        let out = self.run("timeout", &all);
+        assert!(
+            out.status.success(),
+            "{script} {args:?}: {}\n{}",
+            text(&out),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Runs `program args` and returns its output, whatever the exit status.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         self.command(program)
@@ -191,6 +211,27 @@ pub fn initialize(sandbox: &Sandbox, label: Option<&str>) -> String {
     }
     let out = sandbox.ok("sc-hsm-tool", &args);
     assert!(!out.contains("failed"), "initialize failed:\n{out}");
+    out
+}
+
+/// The value of `key=` in a line of a Python client (see [`Sandbox::python_client`]).
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|token| token.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+/// `sc-hsm-emulator ARGS` outside any sandbox (the offline subcommands); asserts success.
+pub fn offline(args: &[&str]) -> Output {
+    let out = std::process::Command::new(crate::emulator_binary())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sc-hsm-emulator: {e}"));
+    assert!(
+        out.status.success(),
+        "sc-hsm-emulator {args:?}: {}",
+        text(&out)
+    );
     out
 }
 

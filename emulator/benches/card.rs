@@ -155,6 +155,53 @@ fn benches(c: &mut Criterion) {
     g.bench_function("CIPHER SYMMETRIC AES-256-CMAC 1 KiB", |b| {
         b.iter(|| ok(&mut card, &cmac))
     });
+
+    // Trust between cards: two cards of one PKI.
+    let pki = emulator::model::pki::Pki::from_seed(1);
+    let issued = |pki| {
+        Card::open_issued(Box::new(emulator::MemoryStore::default()), None, Some(pki)).unwrap()
+    };
+    let (mut verifier, peer_card) = (issued(&pki), issued(&pki));
+    ok(&mut verifier, &hex::decode(SELECT).unwrap());
+    let chain = peer_card.state().files[&0x2F02].data.clone();
+    let (device, rest) = cvc::decode(&chain).unwrap();
+    let device_tlv = &chain[..chain.len() - rest.len()];
+    let mse = |chr: &[u8]| extended([0x00, 0x22, 0x81, 0xB6], &tlv::encode(0x83, chr));
+    let (select_root, select_issuer) =
+        (mse(pki.root.chr.as_bytes()), mse(pki.issuer.chr.as_bytes()));
+    let (verify_issuer, verify_device) = (
+        extended([0x00, 0x2A, 0x00, 0xBE], rest),
+        extended([0x00, 0x2A, 0x00, 0xBE], device_tlv),
+    );
+    g.bench_function(
+        "MSE 81 B6 + PSO VERIFY CERTIFICATE, issuer and device",
+        |b| {
+            b.iter(|| {
+                ok(&mut verifier, &select_root);
+                ok(&mut verifier, &verify_issuer);
+                ok(&mut verifier, &select_issuer);
+                ok(&mut verifier, &verify_device);
+            })
+        },
+    );
+    let point = tlv::find(device.public_key, 0x86).unwrap();
+    let set_at = extended(
+        [0x00, 0x22, 0x41, 0xA4],
+        &tlv::encode(0x80, &hex::decode("04007F00070202030202").unwrap()),
+    );
+    let general = extended(
+        [0x00, 0x86, 0x00, 0x00],
+        &tlv::encode(0x7C, &tlv::encode(0x80, point)),
+    );
+    g.bench_function(
+        "chip authentication (MSE 41 A4 + GENERAL AUTHENTICATE)",
+        |b| {
+            b.iter(|| {
+                ok(&mut verifier, &set_at);
+                ok(&mut verifier, &general);
+            })
+        },
+    );
     g.finish();
 
     let mut g = c.benchmark_group("bare");

@@ -1,15 +1,17 @@
 //! The card as a whole: its persistent state (with the store that keeps it), its volatile
 //! session, and the path of every APDU: parse, APDU layer, application, answer.
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::apdu::layer::{Incoming, Layer};
+use crate::apdu::secure_messaging::Channel;
 use crate::apdu::{Command, Response, Status};
 use crate::applet::command::{self, Request};
 use crate::applet::session::Session;
 use crate::applet::{self};
 use crate::crypto::rng::{self, CardRng, SeededRng};
 use crate::limits::Limits;
+use crate::model::pki::Pki;
 use crate::model::{identity, key, objects, Batch, CardState, Change, FileEntry};
 use crate::store::{Store, StoreError};
 use crate::tools::trace::{self, TraceEvent, Tracer};
@@ -29,26 +31,46 @@ pub struct Card {
     pub(crate) rng: Box<dyn CardRng>,
     pub(crate) session: Session,
     layer: Layer,
+    /// The secure channel chip authentication opened, if any.
+    pub(crate) channel: Option<Channel>,
+    /// A channel GENERAL AUTHENTICATE just agreed, opened once its answer is out.
+    pub(crate) next_channel: Option<Channel>,
+    /// The session PIN GENERATE SESSION PIN made (until reset or power off).
+    pub(crate) session_pin: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl Card {
     /// Opens the card kept in `store`; a new (empty) store becomes a freshly manufactured card
-    /// with its own device key and serial number.
-    pub fn open(mut store: Box<dyn Store>) -> Result<Card, StoreError> {
-        if let Some((seed, _)) = store.load()?.seed {
-            return Err(StoreError::Refused(format!(
-                "this card was made with --seed {seed} (deterministic, insecure): pass --seed {seed} to use it"
-            )));
-        }
-        Card::open_with_rng(store, rng::system())
+    /// with its own device key and serial number, under a PKI made for it alone (no other
+    /// card can verify it: [`Card::open_issued`] makes cards that can).
+    pub fn open(store: Box<dyn Store>) -> Result<Card, StoreError> {
+        Card::open_issued(store, None, None)
     }
 
     /// Opens (or makes) a deterministic test card whose randomness comes from `seed`: the same
-    /// seed and the same commands give the same serial and the same keys. INSECURE, for tests
-    /// only. A card made with a seed opens only with that seed, and a card made without one
-    /// never opens with a seed.
-    pub fn open_seeded(mut store: Box<dyn Store>, seed: u64) -> Result<Card, StoreError> {
+    /// seed and the same commands give the same serial and the same keys, under the PKI the
+    /// seed derives ([`Pki::from_seed`]). INSECURE, for tests only. A card made with a seed
+    /// opens only with that seed, and a card made without one never opens with a seed.
+    pub fn open_seeded(store: Box<dyn Store>, seed: u64) -> Result<Card, StoreError> {
+        Card::open_issued(store, Some(seed), None)
+    }
+
+    /// Opens the card kept in `store`, seeded or not; a new card is made under `pki` (without
+    /// one: the seed's PKI, or one made for this card alone).
+    pub fn open_issued(
+        mut store: Box<dyn Store>,
+        seed: Option<u64>,
+        pki: Option<&Pki>,
+    ) -> Result<Card, StoreError> {
         let state = store.load()?;
+        let Some(seed) = seed else {
+            if let Some((seed, _)) = state.seed {
+                return Err(StoreError::Refused(format!(
+                    "this card was made with --seed {seed} (deterministic, insecure): pass --seed {seed} to use it"
+                )));
+            }
+            return Card::make(store, rng::system(), pki);
+        };
         let boot = match (state.identity.is_some(), state.seed) {
             (false, _) => 0,
             (true, Some((stored, boots))) if stored == seed => boots + 1,
@@ -69,13 +91,28 @@ impl Card {
             boot,
             "deterministic card (--seed): its keys are predictable, for tests only"
         );
-        Card::open_with_rng(store, Box::new(SeededRng::new(seed, boot)))
+        let derived;
+        let pki = match pki {
+            Some(pki) => pki,
+            None => {
+                derived = Pki::from_seed(seed);
+                &derived
+            }
+        };
+        Card::make(store, Box::new(SeededRng::new(seed, boot)), Some(pki))
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.
-    pub fn open_with_rng(
+    pub fn open_with_rng(store: Box<dyn Store>, rng: Box<dyn CardRng>) -> Result<Card, StoreError> {
+        Card::make(store, rng, None)
+    }
+
+    /// Opens the card in `store`, manufacturing it under `pki` (or a PKI of its own) if the
+    /// store is new.
+    fn make(
         mut store: Box<dyn Store>,
         rng: Box<dyn CardRng>,
+        pki: Option<&Pki>,
     ) -> Result<Card, StoreError> {
         let state = store.load()?;
         let mut card = Card {
@@ -86,9 +123,20 @@ impl Card {
             rng,
             session: Session::default(),
             layer: Layer::default(),
+            channel: None,
+            next_channel: None,
+            session_pin: None,
         };
         if card.state.identity.is_none() {
-            let made = identity::manufacture(&mut *card.rng);
+            let own;
+            let pki = match pki {
+                Some(pki) => pki,
+                None => {
+                    own = Pki::generate(&mut *card.rng);
+                    &own
+                }
+            };
+            let made = identity::manufacture(&mut *card.rng, pki);
             let batch = vec![
                 Change::Identity(made.identity),
                 Change::PutFile(
@@ -153,6 +201,18 @@ impl Card {
     fn forget_session(&mut self) {
         self.session = Session::default();
         self.layer.clear();
+        self.channel = None;
+        self.next_channel = None;
+        self.session_pin = None;
+    }
+
+    /// The first plain command (or a refused protected one) ends the secure channel, and the
+    /// authentications made in it.
+    fn end_channel(&mut self) {
+        if self.channel.take().is_some() {
+            self.session.drop_security();
+            tracing::debug!("secure channel ended");
+        }
     }
 
     /// The most response data one answer may carry on this card's transport (vpcd: 65,533
@@ -164,14 +224,34 @@ impl Card {
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         let started = std::time::Instant::now();
-        let command = match Command::parse(apdu) {
+        let mut command = match Command::parse(apdu) {
             Ok(command) => command,
             Err(status) => {
                 tracing::debug!(len = apdu.len(), sw = %status, "malformed APDU");
                 self.layer.malformed();
+                self.end_channel();
                 return Response::from(status).to_bytes();
             }
         };
+        // Secure messaging: a protected command is unwrapped (its answer wrapped below); a
+        // plain one ends the channel.
+        // (Classes 00-0F and 80-8F only: others stay unsupported, 6E00.)
+        let protected = command.cla & 0x0C == 0x0C && command.cla & 0x60 == 0;
+        if protected {
+            let Some(channel) = self.channel.as_mut() else {
+                return Response::from(Status::SecureMessagingNotSupported).to_bytes();
+            };
+            match channel.unwrap_command(&command) {
+                Ok(plain) => command = plain,
+                Err(error) => {
+                    tracing::debug!(?error, "secure messaging refused; channel ended");
+                    self.end_channel();
+                    return Response::from(Status::SmDataObjectsIncorrect).to_bytes();
+                }
+            }
+        } else {
+            self.end_channel();
+        }
         let header = [command.cla, command.ins, command.p1, command.p2];
         let (lc, le) = (command.data.len(), command.le);
         let name = command::name_of(command.ins);
@@ -183,6 +263,9 @@ impl Card {
                     Ok(request) => {
                         if self.tracer.is_some() {
                             parameters = trace::describe(&request);
+                            if protected {
+                                parameters.push_str(" [secure messaging]");
+                            }
                         }
                         applet::dispatch(self, request).unwrap_or_else(Response::from)
                     }
@@ -217,7 +300,20 @@ impl Card {
                 duration: started.elapsed(),
             });
         }
-        response.to_bytes()
+        let answer = match self.channel.as_mut() {
+            Some(channel) if protected => {
+                let sw = response.status.sw();
+                let mut wrapped = channel.wrap_response(&response.data, sw);
+                wrapped.extend_from_slice(&sw);
+                wrapped
+            }
+            _ => response.to_bytes(),
+        };
+        if let Some(channel) = self.next_channel.take() {
+            self.channel = Some(channel);
+            self.session.drop_security();
+        }
+        answer
     }
 
     /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the

@@ -101,6 +101,27 @@ fn cvc_parser() {
 }
 
 #[test]
+fn secure_messaging_wrapper() {
+    smoke("secure_messaging", targets::secure_messaging, 20_000, |i| {
+        // Bodies that start like data objects reach past the first check.
+        let mut out = Vec::new();
+        for _ in 0..(1 + i.next_u64() % 3) {
+            let tags = [0x87u8, 0x85, 0x97, 0x8E, 0x99];
+            out.push(0x20);
+            for _ in 0..(i.next_u64() % 4) {
+                let tag = tags[(i.next_u64() % tags.len() as u64) as usize];
+                let value = i.bytes(20);
+                out.push(tag);
+                out.push(value.len() as u8);
+                out.extend(value);
+            }
+            out.resize(out.len().div_ceil(64) * 64, 0);
+        }
+        out
+    });
+}
+
+#[test]
 fn keyblob_parser() {
     // The kept finding (fixtures/fuzz/keyblob) replays.
     assert_eq!(

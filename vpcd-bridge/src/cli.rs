@@ -30,8 +30,16 @@ pub enum Profile {
 }
 
 /// How a new card is made: shared by `init`, `run` and `sandbox`.
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Making {
+    /// The emulator PKI new cards are certified under (made there if the file does not exist;
+    /// mode 0600, it holds the CA keys). Cards of one PKI can verify each other (public-key
+    /// authentication, XKEK key domains); give a fleet the same file. Existing cards keep
+    /// their chain. [default: emulator-pki.bin beside the card database; with --seed: derived
+    /// from the seed]
+    #[arg(long, value_name = "FILE")]
+    pub pki: Option<PathBuf>,
+
     /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
     /// commands give the same serial and keys. A card made with a seed needs it every time.
     #[arg(long, value_name = "N")]
@@ -159,6 +167,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    /// The emulator PKI: the root and device issuer CAs that certify new cards.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+/// What `pki` does.
+#[derive(Subcommand)]
+pub enum PkiCommand {
+    /// Write the root's CV certificate to FILE (for host trust stores such as OpenPACE's,
+    /// which look certificates up by the holder reference this prints). Makes the PKI first
+    /// if there is none yet.
+    Export {
+        #[command(flatten)]
+        which: WhichPki,
+
+        /// Where to write the root certificate (binary CV certificate).
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "out_dir",
+            conflicts_with = "out_dir"
+        )]
+        out: Option<PathBuf>,
+
+        /// Write it into DIR, named by its holder reference, as OpenPACE's CVC directory
+        /// wants it (Debian: /etc/eac/cvc).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+
+    /// Show the PKI's file, root and issuer names.
+    Show {
+        #[command(flatten)]
+        which: WhichPki,
+    },
+}
+
+/// Which PKI file `pki` works on.
+#[derive(clap::Args, Debug)]
+pub struct WhichPki {
+    /// The PKI file. [default: emulator-pki.bin beside --db]
+    #[arg(long, value_name = "FILE")]
+    pub pki: Option<PathBuf>,
+
+    /// Card database whose directory holds the PKI. [default:
+    /// $XDG_DATA_HOME/sc-hsm-emulator/card.redb]
+    #[arg(long, value_name = "PATH", conflicts_with = "pki")]
+    pub db: Option<PathBuf>,
 }
 
 /// The options of `run`.
@@ -280,6 +337,33 @@ pub struct InitArgs {
     /// is changed (PKCS#11: CKF_USER_PIN_TO_BE_CHANGED, then C_SetPIN).
     #[arg(long, conflicts_with = "profile")]
     pub transport_pin: bool,
+
+    /// Allow session PINs (option 0004): GENERATE SESSION PIN in a secure channel opened by
+    /// chip authentication (OpenSC with OpenPACE: pkcs15-tool --test-session-pin).
+    #[arg(long, conflicts_with = "profile")]
+    pub session_pin: bool,
+
+    /// Public-key authentication with N keys (INITIALIZE tag 93), as sc-hsm-tool's
+    /// --public-key-auth; register them with sc-hsm-tool --register-public-key.
+    #[arg(long, value_name = "N", conflicts_with = "profile")]
+    pub public_key_auth: Option<u8>,
+
+    /// How many of the --public-key-auth keys must authenticate.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "public_key_auth"
+    )]
+    pub required_pub_keys: u8,
+
+    /// A registered public key may be replaced (option 0008).
+    #[arg(long, requires = "public_key_auth")]
+    pub pka_replaceable: bool,
+
+    /// The user PIN and the public keys are both required (option 0010; without it, either).
+    #[arg(long, requires = "public_key_auth")]
+    pub pka_and_pin: bool,
 
     #[command(flatten)]
     pub making: Making,

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command};
-use emulator::{Card, RedbStore};
+use cli::{Cli, Command, Making, PkiCommand, WhichPki};
+use emulator::model::pki::Pki;
+use emulator::{Card, RedbStore, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,6 +53,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             passphrase_file.as_deref(),
         )),
         Command::Status { db, json } => done(offline::status(&db_path(db)?, json)),
+        Command::Pki(PkiCommand::Export {
+            which,
+            out,
+            out_dir,
+        }) => done(offline::pki_export(
+            &pki_path(which)?,
+            out.as_deref(),
+            out_dir.as_deref(),
+        )),
+        Command::Pki(PkiCommand::Show { which }) => done(offline::pki_show(&pki_path(which)?)),
         Command::ReaderConfig { cards, dir } => {
             let conf = vpcd_bridge::private_pcscd::write_reader_config(&dir, cards)?;
             println!("{}", conf.display());
@@ -107,17 +118,66 @@ fn numbered(path: &Path, index: u16) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Opens an existing card (or a new one when `create`) from its database, seeded or not.
-fn open_card(path: &Path, create: bool, seed: Option<u64>) -> Result<Card, String> {
+/// The PKI file kept beside the card database `db`.
+fn pki_beside(db: &Path) -> PathBuf {
+    db.with_file_name("emulator-pki.bin")
+}
+
+/// The PKI file `pki` works on: `--pki`, or the one beside `--db` (or the default database).
+fn pki_path(which: WhichPki) -> Result<PathBuf, String> {
+    match which.pki {
+        Some(file) => Ok(file),
+        None => Ok(pki_beside(&db_path(which.db)?)),
+    }
+}
+
+/// Where a new card's PKI comes from: `--pki FILE`, the seed of `--seed`, or the file beside
+/// its database. Cards of one `run --cards N --seed S` share the PKI of S.
+#[derive(Clone, Debug)]
+struct PkiChoice {
+    file: Option<PathBuf>,
+    seed: Option<u64>,
+}
+
+impl PkiChoice {
+    fn of(making: &Making) -> PkiChoice {
+        PkiChoice {
+            file: making.pki.clone(),
+            seed: making.seed,
+        }
+    }
+
+    /// The PKI for a new card whose database is `db`.
+    fn resolve(&self, db: &Path) -> Result<Pki, String> {
+        let file = match (&self.file, self.seed) {
+            (Some(file), _) => file.clone(),
+            (None, Some(seed)) => return Ok(Pki::from_seed(seed)),
+            (None, None) => pki_beside(db),
+        };
+        Pki::load_or_create(&file, &mut *emulator::crypto::rng::system()).map_err(|e| e.to_string())
+    }
+}
+
+/// Opens an existing card (or a new one when `create`) from its database, seeded or not; a
+/// new card is made under the PKI `pki` names.
+fn open_card(
+    path: &Path,
+    create: bool,
+    seed: Option<u64>,
+    pki: &PkiChoice,
+) -> Result<Card, String> {
     if !create && !path.exists() {
         return Err(format!("no card database at {}", path.display()));
     }
-    let store = Box::new(RedbStore::open(path).map_err(|e| e.to_string())?);
-    match seed {
-        Some(seed) => Card::open_seeded(store, seed),
-        None => Card::open(store),
-    }
-    .map_err(|e| e.to_string())
+    let mut store = RedbStore::open(path).map_err(|e| e.to_string())?;
+    // Only a new card needs (and may create) the PKI.
+    let is_new = store.load().map_err(|e| e.to_string())?.identity.is_none();
+    let pki = if is_new {
+        Some(pki.resolve(path)?)
+    } else {
+        None
+    };
+    Card::open_issued(Box::new(store), seed, pki.as_ref()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,17 +1,18 @@
 //! The subcommands that work on a card database while no emulator serves it: `init`,
-//! `status`, `export`, `import`.
+//! `status`, `export`, `import`; and `pki`, on the PKI new cards are made under.
 
 use std::path::Path;
 
 use emulator::RedbStore;
 
 use crate::cli::{InitArgs, Making, Profile};
-use crate::{db_path, open_card};
+use crate::{db_path, open_card, PkiChoice};
 
 /// `init`: initialises a card offline (or makes the demo card).
 pub fn init(args: InitArgs) -> Result<(), String> {
     let path = db_path(args.db)?;
-    let Making { seed, profile } = args.making;
+    let pki = PkiChoice::of(&args.making);
+    let Making { seed, profile, .. } = args.making;
     let options = emulator::tools::admin::InitOptions {
         so_pin: args.so_pin,
         pin: args.pin,
@@ -21,6 +22,10 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         key_domains: args.key_domains,
         dkek_domains: args.create_dkek_domain,
         transport_pin: args.transport_pin,
+        session_pin: args.session_pin,
+        public_key_auth: args.public_key_auth.map(|n| (n, args.required_pub_keys)),
+        pka_replaceable: args.pka_replaceable,
+        pka_and_pin: args.pka_and_pin,
     };
     // Nothing is made before the options are known to be good.
     options.validate()?;
@@ -29,7 +34,7 @@ pub fn init(args: InitArgs) -> Result<(), String> {
             "sc-hsm-emulator: note: OpenSC's PKCS#11 module accepts user PINs of at most 15 characters at login; this one has 16"
         );
     }
-    let mut card = open_card(&path, true, seed)?;
+    let mut card = open_card(&path, true, seed, &pki)?;
     if let Some(Profile::Demo) = profile {
         emulator::tools::profile::demo(&mut card)?;
         println!("Made the demo card {} in {}", card.serial(), path.display());
@@ -167,5 +172,38 @@ pub fn import(path: &Path, input: &Path, passphrase_file: Option<&Path>) -> Resu
         return Err(e.to_string());
     }
     println!("Imported {} into {}", input.display(), path.display());
+    Ok(())
+}
+
+/// `pki export`: the root's CV certificate to `out`, or into `out_dir` named by its holder
+/// reference (the PKI is made first if missing).
+pub fn pki_export(file: &Path, out: Option<&Path>, out_dir: Option<&Path>) -> Result<(), String> {
+    let existed = file.exists();
+    let pki =
+        emulator::model::pki::Pki::load_or_create(file, &mut *emulator::crypto::rng::system())
+            .map_err(|e| e.to_string())?;
+    if !existed {
+        eprintln!(
+            "sc-hsm-emulator: made a new emulator PKI in {}",
+            file.display()
+        );
+    }
+    let out = match (out, out_dir) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, Some(dir)) => dir.join(&pki.root.chr),
+        (None, None) => return Err("give --out FILE or --out-dir DIR".into()),
+    };
+    std::fs::write(&out, &pki.root.certificate)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!("{}", pki.root.chr);
+    Ok(())
+}
+
+/// `pki show`: where the PKI is and the names of its two CAs.
+pub fn pki_show(file: &Path) -> Result<(), String> {
+    let pki = emulator::model::pki::Pki::load(file).map_err(|e| e.to_string())?;
+    println!("PKI file:    {}", file.display());
+    println!("Root CA:     {}", pki.root.chr);
+    println!("Device issuer CA: {}", pki.issuer.chr);
     Ok(())
 }

@@ -125,13 +125,13 @@ impl PrivatePcscd {
             .prefix(prefix)
             .tempdir()
             .map_err(|e| format!("cannot create a directory in the temporary directory: {e}"))?;
-        // Who owns the directory: a later start removes it if that process is gone.
+        // Who owns the directory: a later start removes it if that process is gone. Written
+        // whole under another name, then renamed, so no one reads half of it.
         let me = std::process::id();
-        std::fs::write(
-            dir.path().join(OWNER),
-            format!("{me} {}", start_time(me).unwrap_or(0)),
-        )
-        .map_err(|e| format!("cannot write in {}: {e}", dir.path().display()))?;
+        let owner_tmp = dir.path().join(format!("{OWNER}.new"));
+        std::fs::write(&owner_tmp, format!("{me} {}", start_time(me).unwrap_or(0)))
+            .and_then(|()| std::fs::rename(&owner_tmp, dir.path().join(OWNER)))
+            .map_err(|e| format!("cannot write in {}: {e}", dir.path().display()))?;
         let run = dir.path().join("run");
         std::fs::create_dir(&run).map_err(|e| format!("cannot create {}: {e}", run.display()))?;
         write_reader_config(dir.path(), slots)?;
@@ -327,7 +327,7 @@ fn start_time(pid: u32) -> Option<u64> {
 
 /// Removes the working directories (`prefix*` in the temporary directory) of processes that
 /// ended without removing theirs (killed with SIGKILL): they may hold a card's private keys.
-/// A directory without an owner file is removed once it is a minute old.
+/// A directory without a readable owner file is removed once it is a minute old.
 fn remove_stale(prefix: &str) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -347,21 +347,24 @@ fn remove_stale(prefix: &str) {
         if !meta.is_dir() || !mine {
             continue;
         }
-        let stale = match std::fs::read_to_string(path.join(OWNER)) {
-            Ok(owner) => {
-                let mut fields = owner.split_whitespace().map(|f| f.parse::<u64>().ok());
-                match (fields.next().flatten(), fields.next().flatten()) {
-                    (Some(pid), Some(started)) => {
-                        u32::try_from(pid).ok().and_then(start_time) != Some(started)
-                    }
-                    _ => true,
-                }
-            }
-            Err(_) => meta
-                .modified()
+        let old = || {
+            meta.modified()
                 .ok()
                 .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(60)),
+                .is_some_and(|age| age > Duration::from_secs(60))
+        };
+        // An owner file that does not parse may be one being written this instant (another
+        // process between creating its directory and writing its owner): only its age counts.
+        let owner = std::fs::read_to_string(path.join(OWNER)).ok();
+        let mut fields = owner
+            .iter()
+            .flat_map(|o| o.split_whitespace())
+            .map(|f| f.parse::<u64>().ok());
+        let stale = match (fields.next().flatten(), fields.next().flatten()) {
+            (Some(pid), Some(started)) => {
+                u32::try_from(pid).ok().and_then(start_time) != Some(started)
+            }
+            _ => old(),
         };
         if stale {
             let _ = std::fs::remove_dir_all(&path);
@@ -372,4 +375,37 @@ fn remove_stale(prefix: &str) {
 /// `s` quoted for `sh`.
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_directories_of_ended_processes_are_removed() {
+        let prefix = format!("sc-hsm-stale-test-{}-", std::process::id());
+        let make = |owner: Option<String>| {
+            let dir = tempfile::Builder::new()
+                .prefix(&prefix)
+                .tempdir()
+                .unwrap()
+                .keep();
+            if let Some(owner) = owner {
+                std::fs::write(dir.join(OWNER), owner).unwrap();
+            }
+            dir
+        };
+        let me = std::process::id();
+        let alive = make(Some(format!("{me} {}", start_time(me).unwrap())));
+        let being_written = make(Some(String::new()));
+        let no_owner_yet = make(None);
+        // A process id that is not running, or not with that start time.
+        let ended = make(Some(format!("{me} 1")));
+        remove_stale(&prefix);
+        for kept in [&alive, &being_written, &no_owner_yet] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+            std::fs::remove_dir_all(kept).unwrap();
+        }
+        assert!(!ended.exists());
+    }
 }

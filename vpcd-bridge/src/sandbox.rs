@@ -250,9 +250,13 @@ fn start_cards(
     if verbose > 0 {
         run.arg(format!("-{}", "v".repeat(usize::from(verbose))));
     }
-    let Making { seed, profile } = args.making;
+    let Making { seed, profile, pki } = &args.making;
     if let Some(seed) = seed {
         run.args(["--seed", &seed.to_string()]);
+    }
+    if let Some(pki) = pki {
+        run.arg("--pki")
+            .arg(std::path::absolute(pki).unwrap_or_else(|_| pki.clone()));
     }
     if let Some(Profile::Demo) = profile {
         run.args(["--profile", "demo"]);

@@ -11,7 +11,7 @@ use emulator::Limits;
 use vpcd_bridge::Endpoint;
 
 use crate::cli::{Making, Profile, RunArgs};
-use crate::{db_path, numbered, open_card};
+use crate::{db_path, numbered, open_card, PkiChoice};
 
 pub fn run(args: RunArgs) -> Result<(), String> {
     let base = db_path(args.db)?;
@@ -20,7 +20,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         max_file_size: args.max_file_size,
         max_keys: args.max_keys,
     };
-    let Making { seed, profile } = args.making;
+    let pki = PkiChoice::of(&args.making);
+    let Making { seed, profile, .. } = args.making;
     // Open every card first: a locked or damaged database stops the start.
     let mut opened = Vec::new();
     for index in 0..args.cards {
@@ -28,7 +29,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         // Each card of a seeded process gets its own seed (seed + index).
         let seed = seed.map(|s| s.wrapping_add(u64::from(index)));
         let new = !path.exists() || std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
-        let mut card = open_card(&path, true, seed)?.with_limits(limits);
+        let mut card = open_card(&path, true, seed, &pki)?.with_limits(limits);
         match (new, profile) {
             (true, Some(Profile::Demo)) => emulator::tools::profile::demo(&mut card)?,
             (true, None) if args.initialize => {

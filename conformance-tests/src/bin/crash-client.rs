@@ -97,6 +97,7 @@ fn init_apdu() -> Vec<u8> {
         user_pin_tries: 3,
         dkek_shares: Some(1),
         key_domains: Some(2),
+        public_keys: None,
     }
     .apdu()
 }

@@ -1,8 +1,9 @@
 //! The ISO 7816-3/-4 APDU layer, the same for every transport: command parsing (cases 1-4,
 //! short and extended) and response framing here, chaining and GET RESPONSE in [`layer`],
-//! status words in [`status`], BER-TLV in [`tlv`].
+//! secure messaging in [`secure_messaging`], status words in [`status`], BER-TLV in [`tlv`].
 
 pub(crate) mod layer;
+pub mod secure_messaging;
 pub mod status;
 pub mod tlv;
 

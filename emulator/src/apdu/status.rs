@@ -12,12 +12,16 @@ pub enum Status {
     MoreData(usize),
     /// `6282`: end of file reached before Le bytes were read.
     EndOfFile,
+    /// `6300`: a signature did not verify (certificate, PKA challenge).
+    VerificationFailed,
     /// `63Cx`: PIN wrong or not yet verified; `x` tries left.
     PinTriesLeft(u8),
     /// `6581`: memory failure (the store could not commit).
     MemoryFailure,
     /// `6700`: wrong length.
     WrongLength,
+    /// `6882`: secure messaging not supported (a protected command without a channel).
+    SecureMessagingNotSupported,
     /// `6883`: the last command of a chain was expected.
     LastCommandOfChainExpected,
     /// `6982`: security status not satisfied (login needed, object protected).
@@ -30,6 +34,8 @@ pub enum Status {
     ConditionsNotSatisfied,
     /// `6986`: command not allowed.
     CommandNotAllowed,
+    /// `6988`: incorrect secure messaging data objects (a MAC that does not verify).
+    SmDataObjectsIncorrect,
     /// `6A80`: incorrect data in the command.
     IncorrectData,
     /// `6A81`: function not supported.
@@ -59,15 +65,18 @@ impl Status {
             Status::Success => [0x90, 0x00],
             Status::MoreData(n) => [0x61, n.min(0x100) as u8],
             Status::EndOfFile => [0x62, 0x82],
+            Status::VerificationFailed => [0x63, 0x00],
             Status::PinTriesLeft(n) => [0x63, 0xC0 | n.min(15)],
             Status::MemoryFailure => [0x65, 0x81],
             Status::WrongLength => [0x67, 0x00],
+            Status::SecureMessagingNotSupported => [0x68, 0x82],
             Status::LastCommandOfChainExpected => [0x68, 0x83],
             Status::SecurityStatusNotSatisfied => [0x69, 0x82],
             Status::AuthenticationBlocked => [0x69, 0x83],
             Status::ReferenceDataNotUsable => [0x69, 0x84],
             Status::ConditionsNotSatisfied => [0x69, 0x85],
             Status::CommandNotAllowed => [0x69, 0x86],
+            Status::SmDataObjectsIncorrect => [0x69, 0x88],
             Status::IncorrectData => [0x6A, 0x80],
             Status::FunctionNotSupported => [0x6A, 0x81],
             Status::NotFound => [0x6A, 0x82],
@@ -92,15 +101,18 @@ impl Status {
             Status::Success => "success",
             Status::MoreData(_) => "more data available (GET RESPONSE)",
             Status::EndOfFile => "end of file reached",
+            Status::VerificationFailed => "verification failed",
             Status::PinTriesLeft(_) => "wrong PIN or not verified, tries left",
             Status::MemoryFailure => "memory failure",
             Status::WrongLength => "wrong length",
+            Status::SecureMessagingNotSupported => "secure messaging not supported",
             Status::LastCommandOfChainExpected => "last command of the chain expected",
             Status::SecurityStatusNotSatisfied => "security status not satisfied",
             Status::AuthenticationBlocked => "authentication method blocked",
             Status::ReferenceDataNotUsable => "reference data not usable",
             Status::ConditionsNotSatisfied => "conditions of use not satisfied",
             Status::CommandNotAllowed => "command not allowed",
+            Status::SmDataObjectsIncorrect => "incorrect secure messaging data objects",
             Status::IncorrectData => "incorrect data",
             Status::FunctionNotSupported => "function not supported",
             Status::NotFound => "file or key not found",
@@ -141,16 +153,19 @@ mod tests {
             (Status::MoreData(300), 0x6100),
             (Status::MoreData(256), 0x6100),
             (Status::EndOfFile, 0x6282),
+            (Status::VerificationFailed, 0x6300),
             (Status::PinTriesLeft(2), 0x63C2),
             (Status::PinTriesLeft(15), 0x63CF),
             (Status::MemoryFailure, 0x6581),
             (Status::WrongLength, 0x6700),
+            (Status::SecureMessagingNotSupported, 0x6882),
             (Status::LastCommandOfChainExpected, 0x6883),
             (Status::SecurityStatusNotSatisfied, 0x6982),
             (Status::AuthenticationBlocked, 0x6983),
             (Status::ReferenceDataNotUsable, 0x6984),
             (Status::ConditionsNotSatisfied, 0x6985),
             (Status::CommandNotAllowed, 0x6986),
+            (Status::SmDataObjectsIncorrect, 0x6988),
             (Status::IncorrectData, 0x6A80),
             (Status::FunctionNotSupported, 0x6A81),
             (Status::NotFound, 0x6A82),

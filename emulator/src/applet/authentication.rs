@@ -63,6 +63,14 @@ impl Card {
         if candidate.len() > max_len {
             return Err(Status::WrongLength);
         }
+        // A session PIN (GENERATE SESSION PIN) stands for the user PIN, at no try's cost.
+        if which == PinRef::User
+            && !record.is_blocked()
+            && self.session_pin.as_deref().is_some_and(|p| p == candidate)
+        {
+            self.session.set_verified(which, true);
+            return Ok(Response::empty());
+        }
         let restored = self.check_pin(which, candidate)?;
         // The answer 9000 acknowledges the restored counter: it is durable before the answer
         // leaves, so a crash after it costs no try (a second fsync per correct VERIFY).
@@ -137,6 +145,8 @@ impl Card {
     pub(super) fn get_challenge(&mut self, len: usize) -> Response {
         let mut challenge = vec![0u8; len];
         self.rng.fill_bytes(&mut challenge);
+        // EXTERNAL AUTHENTICATE answers the latest challenge, once.
+        self.session.challenge = Some(challenge.clone());
         Response::ok(challenge)
     }
 
@@ -145,12 +155,5 @@ impl Card {
         let mut salt = [0u8; 16];
         self.rng.fill_bytes(&mut salt);
         salt
-    }
-
-    /// GENERATE SESSION PIN: a real card answers it only inside a secure messaging channel
-    /// (option `0004`), which this card does not open yet: `6982`, as to any command that
-    /// needs a channel.
-    pub(super) fn generate_session_pin(&mut self) -> Result<Response, Status> {
-        Err(Status::SecurityStatusNotSatisfied)
     }
 }

@@ -7,7 +7,7 @@ use crate::card::Card;
 use crate::crypto::keyblob::{self, BlobError, KeyEncryptionKeys};
 use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
-use crate::model::objects::{Access, EF_UNWRAP_STAGING};
+use crate::model::objects::{Access, EF_STAGING};
 use crate::model::Change;
 use crate::store::record::stored_len;
 
@@ -59,7 +59,7 @@ impl Card {
             &self
                 .state
                 .files
-                .get(&EF_UNWRAP_STAGING)
+                .get(&EF_STAGING)
                 .ok_or(Status::NotFound)?
                 .data[..]
         } else {

@@ -12,6 +12,12 @@ use crate::model::pin::{PinRef, SO_PIN_LENGTH};
 /// Largest GET CHALLENGE answer.
 const MAX_CHALLENGE: usize = 1024;
 
+/// Longest XKEK domain UID.
+const MAX_DOMAIN_UID: usize = 32;
+
+/// The DECIPHER algorithm that agrees an XKEK.
+pub(crate) const XKEK_DERIVATION: u8 = 0x84;
+
 /// Defines [`Ins`] from one row per instruction: name = code, "NAME", CLA, example P1-P2s.
 macro_rules! instructions {
     ($($(#[$doc:meta])* $ins:ident = $code:literal, $name:literal, $cla:literal, [$($p1p2:literal),*];)*) => {
@@ -83,11 +89,24 @@ instructions! {
     DeriveEcKey = 0x76, "DERIVE EC KEY", 0x80, [0x0102];
     /// P1 key id, P2 algorithm.
     Sign = 0x68, "SIGN", 0x80, [0x0120, 0x0270];
-    /// P1 key id, P2 algorithm.
-    Decipher = 0x62, "DECIPHER", 0x80, [0x0121, 0x0280];
+    /// P1 key id, P2 algorithm (`84`: agree an XKEK with a peer card's key).
+    Decipher = 0x62, "DECIPHER", 0x80, [0x0121, 0x0280, 0x0184];
     WrapKey = 0x72, "WRAP KEY", 0x80, [0x0192];
     UnwrapKey = 0x74, "UNWRAP KEY", 0x80, [0x0593];
     GetChallenge = 0x84, "GET CHALLENGE", 0x00, [0x0000];
+    /// `81 B6`: the public key certificates are verified with; `81 A4`: the registered key
+    /// EXTERNAL AUTHENTICATE checks (data `83 L <CHR>`); `41 A4`: chip authentication
+    /// (data `80 L <protocol OID>`).
+    ManageSecurityEnvironment = 0x22, "MANAGE SECURITY ENVIRONMENT", 0x00, [0x81B6, 0x81A4, 0x41A4];
+    /// Chip authentication: `7C { 80 <ephemeral public point> }`.
+    GeneralAuthenticate = 0x86, "GENERAL AUTHENTICATE", 0x00, [0x0000];
+    /// `00 BE`: VERIFY CERTIFICATE (a CV certificate, with the key MSE `81 B6` selected).
+    PerformSecurityOperation = 0x2A, "PERFORM SECURITY OPERATION", 0x00, [0x00BE];
+    /// `00 00` without data: status; `00 00` with an authenticated request: register a key;
+    /// `01 <slot>`: replace the key of a slot.
+    ManagePublicKeyAuthentication = 0x54, "MANAGE PUBLIC KEY AUTHENTICATION", 0x80, [0x0000, 0x0100];
+    /// A registered key's signature over SHA-256(device CHR ‖ challenge).
+    ExternalAuthenticate = 0x82, "EXTERNAL AUTHENTICATE", 0x00, [0x0000];
     /// P1 `01`, P2 the PIN (`81`): a session PIN, only under secure messaging.
     GenerateSessionPin = 0x5A, "GENERATE SESSION PIN", 0x80, [0x0181];
     /// Answered by the APDU layer ([`crate::apdu::layer`]).
@@ -135,8 +154,9 @@ pub(crate) enum DomainAction<'a> {
     ImportShare(&'a [u8]),
     /// `01`: a DKEK domain assembled from `shares` shares (`0`: the card generates it).
     CreateDkek { shares: u8 },
-    /// `02`: a domain whose KEK is agreed with another card (XKEK).
-    CreateXkek,
+    /// `02`: a domain whose KEK is agreed with another card (XKEK), named by a UID both
+    /// cards are given (1 to 32 bytes).
+    CreateXkek { uid: &'a [u8] },
     /// `03`.
     Delete,
     /// `04`: forget the domain's KEK; its shares can be imported again.
@@ -227,6 +247,43 @@ pub(crate) enum Request<'a> {
         /// The derivation algorithm id (`98`) the data starts with.
         algorithm: u8,
         scalar: &'a [u8],
+    },
+    /// MSE SET `81 B6`: verify with the trusted key named `chr`.
+    SelectVerifier {
+        chr: &'a [u8],
+    },
+    /// MSE SET `81 A4`: authenticate with the registered key named `chr`.
+    SelectAuthenticationKey {
+        chr: &'a [u8],
+    },
+    /// MSE SET `41 A4`: chip authentication with `protocol` (an OID).
+    SelectChipAuthentication {
+        protocol: &'a [u8],
+    },
+    /// GENERAL AUTHENTICATE: the host's ephemeral public point.
+    GeneralAuthenticate {
+        ephemeral: &'a [u8],
+    },
+    /// PSO `00 BE`: a CV certificate (the `7F21` TLV, or its content).
+    VerifyCertificate {
+        certificate: &'a [u8],
+    },
+    /// `80 54 00 00` without data.
+    PkaStatus,
+    /// `80 54 00 00` (next free slot) or `80 54 01 <slot>` with an authenticated request
+    /// (without data and without Le: the request staged in `2F10`).
+    RegisterPublicKey {
+        slot: Option<u8>,
+        request: &'a [u8],
+    },
+    ExternalAuthenticate {
+        signature: &'a [u8],
+    },
+    /// DECIPHER `84`: agree the XKEK of key `key_id`'s domain with the peer key of an
+    /// authenticated request (empty: the request staged in `2F10`).
+    DeriveXkek {
+        key_id: u8,
+        request: &'a [u8],
     },
     WrapKey {
         key_id: u8,
@@ -410,13 +467,74 @@ impl<'a> Request<'a> {
                     (0x00, []) => DomainAction::Status,
                     (0x00, share) => DomainAction::ImportShare(share),
                     (0x01, [shares]) => DomainAction::CreateDkek { shares: *shares },
-                    (0x02, _) => DomainAction::CreateXkek,
+                    (0x02, uid @ [_, ..]) if uid.len() <= MAX_DOMAIN_UID => {
+                        DomainAction::CreateXkek { uid }
+                    }
+                    (0x02, _) => return Err(Status::WrongLength),
                     (0x03, []) => DomainAction::Delete,
                     (0x04, []) => DomainAction::ClearKek,
                     (0x01 | 0x03 | 0x04, _) => return Err(Status::WrongLength),
                     _ => return Err(Status::IncorrectP1P2),
                 };
                 Request::ManageKeyDomain { domain: p2, action }
+            }
+            Ins::ManageSecurityEnvironment if (p1, p2) == (0x41, 0xA4) => {
+                let tlvs = tlv::parse_all(data).ok_or(Status::IncorrectData)?;
+                let protocol = tlvs
+                    .iter()
+                    .find(|t| t.tag == 0x80)
+                    .ok_or(Status::IncorrectData)?;
+                Request::SelectChipAuthentication {
+                    protocol: protocol.value,
+                }
+            }
+            Ins::GeneralAuthenticate => {
+                p1p2_zero(command)?;
+                let point = match tlv::read(data) {
+                    Some((t, [])) if t.tag == 0x7C => match tlv::read(t.value) {
+                        Some((p, [])) if p.tag == 0x80 && !p.value.is_empty() => p.value,
+                        _ => return Err(Status::IncorrectData),
+                    },
+                    _ => return Err(Status::IncorrectData),
+                };
+                Request::GeneralAuthenticate { ephemeral: point }
+            }
+            Ins::ManageSecurityEnvironment => {
+                let select = match (p1, p2) {
+                    (0x81, 0xB6) => |chr| Request::SelectVerifier { chr },
+                    (0x81, 0xA4) => |chr| Request::SelectAuthenticationKey { chr },
+                    _ => return Err(Status::IncorrectP1P2),
+                };
+                match tlv::read(data) {
+                    Some((t, [])) if t.tag == 0x83 && !t.value.is_empty() => select(t.value),
+                    _ => return Err(Status::IncorrectData),
+                }
+            }
+            Ins::PerformSecurityOperation => match (p1, p2) {
+                (0x00, 0xBE) => Request::VerifyCertificate {
+                    certificate: not_empty(data)?,
+                },
+                _ => return Err(Status::IncorrectP1P2),
+            },
+            Ins::ManagePublicKeyAuthentication => match (p1, p2, data) {
+                // With Le: the status; without (case 1): register the request staged in 2F10.
+                (0x00, 0x00, []) if command.le.is_some() => Request::PkaStatus,
+                (0x00, 0x00, request) => Request::RegisterPublicKey {
+                    slot: None,
+                    request,
+                },
+                // Without data: the request staged in 2F10.
+                (0x01, slot, request) => Request::RegisterPublicKey {
+                    slot: Some(slot),
+                    request,
+                },
+                _ => return Err(Status::IncorrectP1P2),
+            },
+            Ins::ExternalAuthenticate => {
+                p1p2_zero(command)?;
+                Request::ExternalAuthenticate {
+                    signature: not_empty(data)?,
+                }
             }
             Ins::GenerateSessionPin => {
                 no_data(command)?;
@@ -442,6 +560,10 @@ impl<'a> Request<'a> {
                 key_id: p1,
                 algorithm: p2,
                 data,
+            },
+            Ins::Decipher if p2 == XKEK_DERIVATION => Request::DeriveXkek {
+                key_id: p1,
+                request: data,
             },
             Ins::Decipher => Request::Decipher {
                 key_id: p1,

@@ -1,23 +1,33 @@
 //! MANAGE KEY DOMAIN (`80 52`): the key domains, each with its own DKEK assembled from its own
-//! shares. Domain 0 is the card's default DKEK, the one `80 52 00 00` (IMPORT DKEK SHARE)
-//! has always managed; INITIALIZE tag 97 allocates the slots of the others.
+//! shares, or with an XKEK agreed with another card. Domain 0 is the card's default DKEK, the
+//! one `80 52 00 00` (IMPORT DKEK SHARE) has always managed; INITIALIZE tag 97 allocates the
+//! slots of the others.
 //!
 //! | P1 | data | needs | answer |
 //! |---|---|---|---|
 //! | `00` | none | - | total ‖ missing ‖ KCV (8); no data for a slot not created |
 //! | `00` | share (32) | - | as above, after XOR-ing the share in |
 //! | `01` | number of shares (1) | user PIN | as above, for the new domain (0 shares: the card generates the DKEK) |
-//! | `02` | membership | - | `6A81`: XKEK domains need certificate verification |
+//! | `02` | domain UID (1-32 bytes) | user PIN | `00 01` ‖ zero KCV ‖ UID; after DECIPHER `84`: `00 00` ‖ KCV ‖ UID |
 //! | `03` | none | user PIN | `00 00` and a zero KCV; refused while keys of the domain exist |
-//! | `04` | none | user PIN | as `00`: the shares are awaited again |
+//! | `04` | none | user PIN | as `00`: the shares (or the XKEK agreement) are awaited again |
+//!
+//! DECIPHER `80 62 <kid> 84` agrees an XKEK domain's key: `kid` is an EC key of that domain,
+//! the data a peer card's authenticated request for an EC key on the same curve (empty: the
+//! request staged in `2F10`), whose device key PSO VERIFY CERTIFICATE admitted and MSE SET
+//! `81 B6` selected. XKEK = SHA-256(x(ECDH(own key, peer key)) ‖ domain UID); both cards of
+//! one PKI that do this with each other's requests hold the same XKEK (the same KCV).
 
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::command::DomainAction;
 use crate::apdu::{Response, Status};
 use crate::card::Card;
 use crate::model::dkek::Dkek;
+use crate::model::key::KeyMaterial;
 use crate::model::objects::Access;
+use crate::model::objects::EF_STAGING;
 use crate::model::Change;
 
 /// The answer of a domain whose slot is empty: total, missing and KCV all zero.
@@ -69,7 +79,19 @@ impl Card {
                 self.session.require(Access::UserPin)?;
                 Some(current.cleared().ok_or(Status::ReferencedDataNotFound)?)
             }
-            DomainAction::CreateXkek => return Err(Status::FunctionNotSupported),
+            DomainAction::CreateXkek { uid } => {
+                self.session.require(Access::UserPin)?;
+                if kd == 0 {
+                    return Err(Status::IncorrectP1P2);
+                }
+                if !matches!(current, Dkek::Absent) {
+                    return Err(Status::FileExists);
+                }
+                Some(Dkek::Exchange {
+                    uid: uid.to_vec(),
+                    value: None,
+                })
+            }
         };
         let state = match next {
             Some(dkek) => {
@@ -84,6 +106,66 @@ impl Card {
             None if matches!(action, DomainAction::Delete) => Response::ok(EMPTY_STATUS.to_vec()),
             None => Response::empty(),
         })
+    }
+
+    /// DECIPHER `84`: agrees the XKEK of key `key_id`'s domain with the peer key of
+    /// `request` (see the module documentation). `6A88` for no such key, `6A81` for a key
+    /// that is not EC, `6985` when its domain is not an XKEK domain, or without a verifier,
+    /// `6A80` for a request that does not decode or whose key is on another curve, `6300`
+    /// when a signature does not verify.
+    pub(super) fn derive_xkek(&mut self, key_id: u8, request: &[u8]) -> Result<Response, Status> {
+        self.session.require(Access::UserPin)?;
+        let key = self
+            .state
+            .keys
+            .get(&key_id)
+            .filter(|_| key_id != crate::model::key::DEVICE_KEY_ID)
+            .ok_or(Status::ReferencedDataNotFound)?;
+        let KeyMaterial::Ec { curve, scalar } = &key.material else {
+            return Err(Status::FunctionNotSupported);
+        };
+        let kd = key.policy.domain_or_default();
+        let Some(Dkek::Exchange { uid, .. }) = self.state.domain(kd) else {
+            return Err(Status::ConditionsNotSatisfied);
+        };
+        let staged;
+        let request = match request {
+            [] => {
+                staged = self
+                    .state
+                    .files
+                    .get(&EF_STAGING)
+                    .ok_or(Status::IncorrectData)?;
+                staged.data.as_slice()
+            }
+            given => given,
+        };
+        let peer = self.peer_key(request)?;
+        let crate::crypto::cvc::PublicKey::Ec {
+            curve: peer_curve,
+            point,
+        } = &peer.key.key
+        else {
+            return Err(Status::IncorrectData);
+        };
+        if peer_curve != curve {
+            return Err(Status::IncorrectData);
+        }
+        let shared = curve
+            .ecdh(scalar, point)
+            .map_err(|_| Status::IncorrectData)?;
+        // The x coordinate of 04 ‖ X ‖ Y.
+        let x = &shared[1..1 + curve.field_len()];
+        let mut digest = Sha256::new();
+        digest.update(x);
+        digest.update(uid);
+        let value = Zeroizing::new(<[u8; 32]>::from(digest.finalize()));
+        let agreed = Dkek::Exchange {
+            uid: uid.clone(),
+            value: Some(value),
+        };
+        self.commit(vec![Change::Domain(kd, agreed)])?;
+        Ok(Response::empty())
     }
 
     /// A DKEK that waits for `shares` shares, or one the card generates (`0`).

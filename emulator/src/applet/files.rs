@@ -36,7 +36,7 @@ impl Card {
         if aid != AID {
             return Err(Status::NotFound);
         }
-        self.session.select_application();
+        self.session.select_application(self.state.user_rule());
 
         let options = self.state.options();
         let [opt_hi, opt_lo] = options.to_be_bytes();

@@ -1,4 +1,5 @@
-//! INITIALIZE DEVICE: PINs, options, the DKEK and the key domain slots; every object but the
+//! INITIALIZE DEVICE: PINs, options, the DKEK, the key domain slots and public-key
+//! authentication (tag 93); every object but the
 //! device key and its certificates erased. Without data, `80 50 00 00` reads the card's
 //! configuration and version.
 
@@ -11,6 +12,7 @@ use crate::model::objects::EF_DEVICE_CERTIFICATES;
 use crate::model::pin::{
     PinRecord, PinRef, DEFAULT_USER_PIN_TRIES, SO_PIN_LENGTH, SO_PIN_TRIES, USER_PIN_LENGTHS,
 };
+use crate::model::pka::Pka;
 use crate::model::{
     Change, Config, MAX_KEY_DOMAINS, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN,
 };
@@ -23,6 +25,8 @@ struct InitParams<'a> {
     user_pin_tries: u8,
     dkek_shares: Option<u8>,
     key_domains: u8,
+    /// Tag 93: public-key authentication, m keys of which n are required.
+    pka: Option<Pka>,
 }
 
 impl<'a> InitParams<'a> {
@@ -34,6 +38,7 @@ impl<'a> InitParams<'a> {
         let mut user_pin_tries = DEFAULT_USER_PIN_TRIES;
         let mut dkek_shares = None;
         let mut key_domains = 1;
+        let mut pka = None;
         for t in tlvs {
             match (t.tag, t.value) {
                 (0x80, [hi, lo]) => options = u16::from_be_bytes([*hi, *lo]),
@@ -41,8 +46,9 @@ impl<'a> InitParams<'a> {
                 (0x82, pin) if pin.len() == SO_PIN_LENGTH => so_pin = Some(pin),
                 (0x91, [n @ 1..=15]) => user_pin_tries = *n,
                 (0x92, [n]) => dkek_shares = Some(*n),
-                // Public-key authentication (93) is not offered by this card.
-                (0x93, _) => return Err(Status::FunctionNotSupported),
+                (0x93, [total, required]) => {
+                    pka = Some(Pka::new(*total, *required).ok_or(Status::IncorrectData)?)
+                }
                 // Biometric server AIDs: accepted, unused (the card has no biometric PIN).
                 (0x95 | 0x96, _) => {}
                 // Key domain slots, domain 0 included; 0 means domain 0 only.
@@ -57,6 +63,7 @@ impl<'a> InitParams<'a> {
             user_pin_tries,
             dkek_shares,
             key_domains,
+            pka,
         })
     }
 }
@@ -86,6 +93,8 @@ impl Card {
             Change::Pin(PinRef::So, Some(so_record)),
             Change::Pin(PinRef::User, Some(user_record)),
             Change::Domain(0, dkek),
+            // Keys registered before go with the old configuration.
+            Change::Pka(params.pka),
         ];
         // Every other key domain goes with the keys.
         let domains = self.state.domains.keys().copied();
@@ -103,10 +112,12 @@ impl Card {
                 .map(Change::DeleteKey),
         );
         self.commit(batch)?;
-        self.session.current_ef = None;
-        self.session.set_verified(PinRef::So, false);
-        // The host writes EF.TokenInfo right after initialisation.
+        self.session_pin = None;
+        self.session.select_application(self.state.user_rule());
+        // The session that initialised the card is the user's until the next SELECT: the
+        // host writes EF.TokenInfo right after initialisation, before any key is registered.
         self.session.set_verified(PinRef::User, true);
+        self.session.pka_quorum = true;
         Ok(Response::empty())
     }
 

@@ -9,17 +9,27 @@
 //!   carry new keys
 //! - [`symmetric`]: GENERATE SYMMETRIC KEY
 //! - [`key_use`]: SIGN, DECIPHER, CIPHER SYMMETRIC
-//! - [`domains`]: MANAGE KEY DOMAIN (IMPORT DKEK SHARE)
+//! - [`domains`]: MANAGE KEY DOMAIN (IMPORT DKEK SHARE), and DECIPHER `84` that agrees an
+//!   XKEK domain's key with another card
 //! - [`backup`]: WRAP KEY, UNWRAP KEY
+//! - [`chip_authentication`]: MANAGE SECURITY ENVIRONMENT `41 A4`, GENERAL AUTHENTICATE: the
+//!   secure channel ([`crate::apdu::secure_messaging`]), and GENERATE SESSION PIN in it
+//! - [`certificates`]: MANAGE SECURITY ENVIRONMENT `81 B6`, PSO VERIFY CERTIFICATE (the
+//!   session's store of verified public keys)
+//! - [`public_key_auth`]: MANAGE PUBLIC KEY AUTHENTICATION, MANAGE SECURITY ENVIRONMENT
+//!   `81 A4`, EXTERNAL AUTHENTICATE
 
 mod authentication;
 mod backup;
+pub(crate) mod certificates;
+mod chip_authentication;
 pub(crate) mod command;
 mod domains;
 mod files;
 mod generation;
 mod initialization;
 mod key_use;
+mod public_key_auth;
 pub(crate) mod session;
 mod symmetric;
 
@@ -95,6 +105,15 @@ pub(crate) fn dispatch(card: &mut Card, request: Request<'_>) -> Result<Response
             algorithm,
             scalar,
         } => card.derive_ec_key(source, target, algorithm, scalar),
+        Request::SelectChipAuthentication { protocol } => card.select_chip_authentication(protocol),
+        Request::GeneralAuthenticate { ephemeral } => card.general_authenticate(ephemeral),
+        Request::SelectVerifier { chr } => card.select_verifier(chr),
+        Request::VerifyCertificate { certificate } => card.verify_certificate(certificate),
+        Request::SelectAuthenticationKey { chr } => card.select_authentication_key(chr),
+        Request::PkaStatus => card.pka_status(),
+        Request::RegisterPublicKey { slot, request } => card.register_public_key(slot, request),
+        Request::ExternalAuthenticate { signature } => card.external_authenticate(signature),
+        Request::DeriveXkek { key_id, request } => card.derive_xkek(key_id, request),
         Request::WrapKey { key_id } => card.wrap_key(key_id),
         Request::UnwrapKey { key_id, data } => card.unwrap_key(key_id, data),
     }

@@ -76,10 +76,15 @@ fn whole_blocks(data: &[u8]) -> Result<(), CryptoError> {
 
 /// AES-CBC encryption with IV 0 of whole blocks.
 pub fn cbc_encrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    cbc_encrypt_iv(key, &[0; BLOCK], data)
+}
+
+/// AES-CBC encryption of whole blocks with `iv`.
+pub fn cbc_encrypt_iv(key: &[u8], iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let schedule = Schedule::new(key)?;
     whole_blocks(data)?;
     let mut out = data.to_vec();
-    let mut chain = [0u8; BLOCK];
+    let mut chain = *iv;
     for block in out.chunks_exact_mut(BLOCK) {
         block.iter_mut().zip(chain).for_each(|(b, c)| *b ^= c);
         schedule.encrypt(block);
@@ -90,10 +95,19 @@ pub fn cbc_encrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
 
 /// AES-CBC decryption with IV 0 of whole blocks. The plaintext is wiped when dropped.
 pub fn cbc_decrypt(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    cbc_decrypt_iv(key, &[0; BLOCK], data)
+}
+
+/// AES-CBC decryption of whole blocks with `iv`; the plaintext is wiped when dropped.
+pub fn cbc_decrypt_iv(
+    key: &[u8],
+    iv: &[u8; BLOCK],
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let schedule = Schedule::new(key)?;
     whole_blocks(data)?;
     let mut out = Zeroizing::new(data.to_vec());
-    let mut chain = [0u8; BLOCK];
+    let mut chain = *iv;
     for block in out.chunks_exact_mut(BLOCK) {
         let mut next = [0u8; BLOCK];
         next.copy_from_slice(block);

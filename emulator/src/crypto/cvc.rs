@@ -209,7 +209,8 @@ pub fn decode(input: &[u8]) -> Option<(Decoded<'_>, &[u8])> {
     Some((
         Decoded {
             body: body_tlv,
-            car: tlv::find(body.value, tag::CAR)?,
+            // A request's body may name no CAR.
+            car: tlv::find(body.value, tag::CAR).unwrap_or_default(),
             chr: tlv::find(body.value, tag::CHR)?,
             public_key: tlv::find(body.value, tag::PUBLIC_KEY)?,
             signature,
@@ -224,6 +225,127 @@ pub fn decode_request_public_key(request: &[u8]) -> Option<Vec<u8>> {
     let (certificate, _) = tlv::read(outer.value)?;
     let (body, _) = tlv::read(certificate.value)?;
     tlv::find(body.value, tag::PUBLIC_KEY).map(<[u8]>::to_vec)
+}
+
+/// A public key as a CV certificate or request carries it, with the algorithm it signs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CvKey {
+    pub algorithm: TaAlgorithm,
+    pub key: PublicKey,
+}
+
+/// The key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicKey {
+    Ec { curve: Curve, point: Vec<u8> },
+    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
+}
+
+impl CvKey {
+    /// Reads the content of a `7F49`. An EC key without domain parameters (certificates below
+    /// the root carry none) is on `inherited`, its issuer's curve.
+    pub fn parse(content: &[u8], inherited: Option<Curve>) -> Option<CvKey> {
+        let algorithm = TaAlgorithm::from_oid(tlv::find(content, 0x06)?)?;
+        let key = match algorithm {
+            TaAlgorithm::Ecdsa(_) => {
+                let point = tlv::find(content, 0x86)?.to_vec();
+                let field = |t| tlv::find(content, t);
+                let curve = match (
+                    field(0x81),
+                    field(0x82),
+                    field(0x83),
+                    field(0x84),
+                    field(0x85),
+                ) {
+                    (Some(p), Some(a), Some(b), Some(g), Some(n)) => {
+                        Curve::from_domain(p, a, b, g, n, field(0x87))?
+                    }
+                    (None, None, None, None, None) => inherited?,
+                    _ => return None,
+                };
+                if point.len() != 1 + 2 * curve.field_len() || point[0] != 0x04 {
+                    return None;
+                }
+                PublicKey::Ec { curve, point }
+            }
+            TaAlgorithm::RsaPkcs1(_) | TaAlgorithm::RsaPss(_) => PublicKey::Rsa {
+                modulus: tlv::find(content, 0x81)?.to_vec(),
+                exponent: tlv::find(content, 0x82)?.to_vec(),
+            },
+        };
+        Some(CvKey { algorithm, key })
+    }
+
+    /// The curve of an EC key (what the certificates it signs inherit).
+    pub fn curve(&self) -> Option<Curve> {
+        match self.key {
+            PublicKey::Ec { curve, .. } => Some(curve),
+            PublicKey::Rsa { .. } => None,
+        }
+    }
+
+    /// Whether `signature` is this key's signature over `message`: ECDSA as plain `r ‖ s`,
+    /// RSA PKCS#1 v1.5 or PSS with the hash of the key's algorithm.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match (&self.key, self.algorithm) {
+            (PublicKey::Ec { curve, point }, TaAlgorithm::Ecdsa(hash)) => {
+                let len = curve.order_len();
+                if signature.len() != 2 * len {
+                    return false;
+                }
+                let (r, s) = signature.split_at(len);
+                curve.verify_prehash(point, &hash.digest(message), r, s)
+            }
+            (PublicKey::Rsa { modulus, exponent }, algorithm) => {
+                crate::crypto::rsa::verifies(modulus, exponent, algorithm, message, signature)
+            }
+            (PublicKey::Ec { .. }, _) => false,
+        }
+    }
+}
+
+/// The CHAT role byte of a certificate body (`C0` root, `80` issuer, `00` device); `None`
+/// without a CHAT.
+pub fn role(body_tlv: &[u8]) -> Option<u8> {
+    let (body, _) = tlv::read(body_tlv)?;
+    let chat = tlv::find(body.value, tag::CHAT)?;
+    tlv::find(chat, 0x53)?.first().copied()
+}
+
+/// The parts of an authenticated request `67 { 7F21 { body, 5F37 inner }, 42 outer CAR,
+/// 5F37 outer }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedRequest<'a> {
+    /// The inner (self-signed) request.
+    pub inner: Decoded<'a>,
+    pub outer_car: &'a [u8],
+    /// What the outer signature covers: the `7F21` TLV followed by the `42` TLV.
+    pub outer_signed: &'a [u8],
+    pub outer_signature: &'a [u8],
+}
+
+/// Decodes one authenticated request (nothing may follow it).
+pub fn decode_authenticated_request(input: &[u8]) -> Option<AuthenticatedRequest<'_>> {
+    let (outer, []) = tlv::read(input)? else {
+        return None;
+    };
+    if outer.tag != 0x67 {
+        return None;
+    }
+    let (inner, after_inner) = decode(outer.value)?;
+    let (car, after_car) = tlv::read(after_inner)?;
+    let (signature, []) = tlv::read(after_car)? else {
+        return None;
+    };
+    if car.tag != tag::CAR || signature.tag != tag::SIGNATURE {
+        return None;
+    }
+    Some(AuthenticatedRequest {
+        inner,
+        outer_car: car.value,
+        outer_signed: &outer.value[..outer.value.len() - after_car.len()],
+        outer_signature: signature.value,
+    })
 }
 
 /// A date as CV certificates carry it: `YYMMDD`, one decimal digit per byte.

@@ -162,6 +162,39 @@ pub fn pss_sign_message(
     pss_sign(key, hash, &hash.digest(message), rng)
 }
 
+/// Whether `signature` is an RSA signature over `message` by the key (`modulus`,
+/// `exponent`) with a CV certificate's algorithm: PKCS#1 v1.5 or PSS (salt as long as the
+/// hash). Keys of unsupported sizes never verify.
+pub fn verifies(
+    modulus: &[u8],
+    exponent: &[u8],
+    algorithm: super::cvc::TaAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    use super::cvc::TaAlgorithm;
+    if !(1024..=4096).contains(&bit_length(modulus)) {
+        return false;
+    }
+    let Ok(key) = rsa::PublicKey::new(boxed(modulus), boxed(exponent)) else {
+        return false;
+    };
+    match algorithm {
+        TaAlgorithm::RsaPkcs1(hash) => key
+            .verify(
+                with_digest!(hash, D => Pkcs1v15Sign::new::<D>()),
+                &hash.digest(message),
+                signature,
+            )
+            .is_ok(),
+        TaAlgorithm::RsaPss(hash) => {
+            with_digest!(hash, D => key.verify(Pss::<D>::new(), &hash.digest(message), signature))
+                .is_ok()
+        }
+        TaAlgorithm::Ecdsa(_) => false,
+    }
+}
+
 /// Runs an RSA `algorithm` of SIGN or DECIPHER.
 pub(super) fn operation(
     key: &PrivateKey,

@@ -21,6 +21,12 @@ pub enum Dkek {
     },
     /// Complete: `total` shares were combined (0 when the card generated the DKEK itself).
     Ready { total: u8, value: DkekValue },
+    /// An XKEK domain: its key encryption key is agreed with another card of the same PKI
+    /// (DECIPHER `84`); `value` is `None` until then.
+    Exchange {
+        uid: Vec<u8>,
+        value: Option<DkekValue>,
+    },
 }
 
 impl Dkek {
@@ -67,6 +73,10 @@ impl Dkek {
     pub fn cleared(&self) -> Option<Dkek> {
         match self {
             Dkek::Absent => None,
+            Dkek::Exchange { uid, .. } => Some(Dkek::Exchange {
+                uid: uid.clone(),
+                value: None,
+            }),
             Dkek::Pending { total, .. } | Dkek::Ready { total, .. } => Some(Dkek::awaiting(*total)),
         }
     }
@@ -74,15 +84,25 @@ impl Dkek {
     /// The KEK, when all shares are in.
     pub fn ready_value(&self) -> Option<&[u8; 32]> {
         match self {
-            Dkek::Ready { value, .. } => Some(value),
+            Dkek::Ready { value, .. }
+            | Dkek::Exchange {
+                value: Some(value), ..
+            } => Some(value),
             _ => None,
         }
     }
 
-    /// The status answer of IMPORT DKEK SHARE: total, missing, KCV (zeros while pending).
+    /// The status answer of IMPORT DKEK SHARE: total, missing, KCV (zeros while pending); an
+    /// XKEK domain answers 0 shares, 1 missing until agreed, and its UID after the KCV.
     pub fn status_answer(&self) -> Option<Vec<u8>> {
         let (total, missing, kcv) = match self {
             Dkek::Absent => return None,
+            Dkek::Exchange { uid, value } => {
+                let mut out = vec![0, u8::from(value.is_none())];
+                out.extend_from_slice(&value.as_ref().map_or([0; 8], |v| kcv(v)));
+                out.extend_from_slice(uid);
+                return Some(out);
+            }
             Dkek::Pending {
                 total, imported, ..
             } => (*total, total - imported, [0u8; 8]),

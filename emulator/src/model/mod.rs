@@ -10,6 +10,8 @@ pub mod identity;
 pub mod key;
 pub mod objects;
 pub mod pin;
+pub mod pka;
+pub mod pki;
 
 use std::collections::BTreeMap;
 
@@ -47,8 +49,8 @@ pub const OPTION_RESET_RETRY_COUNTER: u16 = 0x0001;
 pub const OPTION_TRANSPORT_PIN: u16 = 0x0002;
 /// Option bit: session PINs (for secure messaging); stored and reported only.
 pub const OPTION_SESSION_PIN: u16 = 0x0004;
-/// Option bits of public-key authentication (`0008` key replaceable, `0010` PIN and key
-/// both required); stored and reported only.
+/// Option bits of public-key authentication (`0008` a registered key may be replaced, `0010`
+/// the user PIN and the key quorum are both required).
 pub const OPTION_PKA_REPLACEABLE: u16 = 0x0008;
 pub const OPTION_PKA_AND_PIN: u16 = 0x0010;
 
@@ -79,6 +81,8 @@ pub struct CardState {
     pub keys: BTreeMap<u8, KeyRecord>,
     /// For a card made with `--seed`: the seed and how often the card was opened.
     pub seed: Option<(u64, u64)>,
+    /// Public-key authentication, when INITIALIZE configured it (tag 93).
+    pub pka: Option<pka::Pka>,
 }
 
 impl CardState {
@@ -103,6 +107,11 @@ impl CardState {
             0 => Some(&self.dkek),
             _ => Some(self.domains.get(&kd).unwrap_or(NOT_CREATED)),
         }
+    }
+
+    /// How the user authenticates on this card.
+    pub fn user_rule(&self) -> pka::UserRule {
+        pka::UserRule::of(self.pka.as_ref(), self.options())
     }
 
     /// The option bits of the configuration (0 before any initialisation).
@@ -158,6 +167,7 @@ impl CardState {
                 self.keys.remove(&id);
             }
             Change::Seed(seed, boots) => self.seed = Some((seed, boots)),
+            Change::Pka(pka) => self.pka = pka,
         }
     }
 }
@@ -177,6 +187,8 @@ pub enum Change {
     DeleteKey(u8),
     /// A deterministic (insecure) test card: its seed and boot count.
     Seed(u64, u64),
+    /// The public-key authentication configuration and its registered keys.
+    Pka(Option<pka::Pka>),
 }
 
 /// The changes of one command, committed together or not at all.

@@ -5,8 +5,9 @@
 pub const EF_DEVICE_CERTIFICATES: u16 = 0x2F02;
 /// EF.TokenInfo: the token label.
 pub const EF_TOKEN_INFO: u16 = 0x2F03;
-/// Where hosts limited to short APDUs stage a blob for UNWRAP KEY without data.
-pub const EF_UNWRAP_STAGING: u16 = 0x2F10;
+/// Where hosts limited to short APDUs stage what UNWRAP KEY, MANAGE PKA or DECIPHER `84` get
+/// without data (a key blob, an authenticated request).
+pub const EF_STAGING: u16 = 0x2F10;
 
 /// Object prefixes (the high byte of a FID).
 pub mod prefix {

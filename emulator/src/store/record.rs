@@ -2,7 +2,8 @@
 //! (`meta` by name, `files` by FID, `keys` by key id), the same for every store. Every record
 //! carries its own version byte, so a record kind can grow without touching the others;
 //! version 1 of every kind is frozen in `fixtures/store/v1`, the kinds and versions added for
-//! the 4.x card (AES keys, key domains, transport PINs) in `fixtures/store/v2`.
+//! the 4.x card (AES keys, key domains, transport PINs) in `fixtures/store/v2`, those of trust
+//! between cards (public-key authentication, XKEK domains) in `fixtures/store/v3`.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -10,8 +11,9 @@
 //! | meta | `identity` | TLV `01` device CHR, `02` root certificate |
 //! | meta | `config` | `01` ‖ options (2); `02` ‖ options (2) ‖ key domain slots (1) when more than one |
 //! | meta | `pin.user`, `pin.so` | `01` ‖ max ‖ left ‖ length ‖ salt (16) ‖ digest (32); `02` ‖ max ‖ left ‖ length ‖ flags (`01` transport PIN) ‖ salt ‖ digest |
-//! | meta | `dkek` (domain 0), `domain.1` ... `domain.15` | `01 00` absent; `01 01` total imported value(32) pending; `01 02` total `00` value(32) ready |
+//! | meta | `dkek` (domain 0), `domain.1` ... `domain.15` | `01 00` absent; `01 01` total imported value(32) pending; `01 02` total `00` value(32) ready; `02 03` agreed (`00`/`01`) value(32) UID: an XKEK domain |
 //! | meta | `seed` | seed (8) ‖ boots (8) |
+//! | meta | `pka` | `01` ‖ total ‖ required ‖ per registered key `30 { 01 slot, 02 CHR, 03 public key (7F49 content) }` |
 //! | files | FID | sequence number (8) ‖ content |
 //! | keys | key id | `01` ‖ TLV `01` kind (`05` RSA, `0C` EC, `0F` AES); RSA `81` n `82` e `83` d `84` p `85` q; EC `86` curve `87` scalar; AES `88` key; `90` uses left (4), `91` algorithms, `92` domain, `93` wrapping key |
 //!
@@ -29,6 +31,7 @@ use crate::crypto::rsa as rsa_key;
 use crate::model::dkek::Dkek;
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord};
 use crate::model::pin::{PinRecord, PinRef, DIGEST_LEN, SALT_LEN};
+use crate::model::pka::{Pka, RegisteredKey};
 use crate::model::{CardState, Change, Config, FileEntry, Identity, MAX_KEY_DOMAINS};
 
 /// Version of the stored format, kept under the `format` meta key.
@@ -67,8 +70,8 @@ pub(crate) fn write(changes: &[Change], tables: &mut impl Tables) -> Result<(), 
 /// Every name of a meta record, as `&'static str` (what [`Slot::Meta`] holds); `None` for a
 /// name no version of the format writes.
 pub(crate) fn meta_name(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 7] = [
-        "format", "identity", "config", "pin.user", "pin.so", "dkek", "seed",
+    const NAMES: [&str; 8] = [
+        "format", "identity", "config", "pin.user", "pin.so", "dkek", "seed", "pka",
     ];
     NAMES.into_iter().chain(DOMAIN_NAMES).find(|n| *n == name)
 }
@@ -140,6 +143,10 @@ fn encode(change: &Change) -> Result<Written, StoreError> {
             Slot::Meta("seed"),
             bytes([seed.to_be_bytes(), boots.to_be_bytes()].concat()),
         ),
+        Change::Pka(pka) => (
+            Slot::Meta("pka"),
+            pka.as_ref().and_then(|p| bytes(encode_pka(p))),
+        ),
     })
 }
 
@@ -197,6 +204,9 @@ impl Records {
         if let Some(v) = self.meta.get("seed") {
             state.seed = Some(decode_seed(v).ok_or_else(|| corrupt("seed"))?);
         }
+        if let Some(v) = self.meta.get("pka") {
+            state.pka = Some(decode_pka(v).ok_or_else(|| corrupt("public-key authentication"))?);
+        }
         if let Some(v) = self.meta.get("dkek") {
             state.dkek = decode_dkek(v).ok_or_else(|| corrupt("DKEK"))?;
         }
@@ -234,6 +244,41 @@ fn decode_identity(v: &[u8]) -> Option<Identity> {
         device_chr: String::from_utf8(tlv::find(v, 0x01)?.to_vec()).ok()?,
         root_certificate: tlv::find(v, 0x02)?.to_vec(),
     })
+}
+
+pub(crate) fn encode_pka(pka: &Pka) -> Vec<u8> {
+    let mut v = vec![1, pka.total, pka.required];
+    for (slot, key) in &pka.keys {
+        let mut entry = tlv::encode(0x01, &[*slot]);
+        tlv::write(&mut entry, 0x02, &key.chr);
+        tlv::write(&mut entry, 0x03, &key.public_key);
+        tlv::write(&mut v, 0x30, &entry);
+    }
+    v
+}
+
+fn decode_pka(v: &[u8]) -> Option<Pka> {
+    let [1, total, required, entries @ ..] = v else {
+        return None;
+    };
+    let mut pka = Pka::new(*total, *required)?;
+    for entry in tlv::parse_all(entries)? {
+        if entry.tag != 0x30 {
+            return None;
+        }
+        let [slot] = tlv::find(entry.value, 0x01)? else {
+            return None;
+        };
+        if *slot >= pka.total {
+            return None;
+        }
+        let key = RegisteredKey {
+            chr: tlv::find(entry.value, 0x02)?.to_vec(),
+            public_key: tlv::find(entry.value, 0x03)?.to_vec(),
+        };
+        pka.keys.insert(*slot, key);
+    }
+    Some(pka)
 }
 
 fn encode_config(config: Config) -> Vec<u8> {
@@ -323,6 +368,13 @@ pub(crate) fn encode_dkek(dkek: &Dkek) -> Zeroizing<Vec<u8>> {
             value,
         } => (1, *total, *imported, value),
         Dkek::Ready { total, value } => (2, *total, 0, value),
+        // Version 2: an XKEK domain, agreed (value) or not (zeros), and its UID.
+        Dkek::Exchange { uid, value } => {
+            let mut out = Zeroizing::new(vec![2, 3, u8::from(value.is_some())]);
+            out.extend_from_slice(value.as_ref().map_or(&[0; 32], |v| &**v));
+            out.extend_from_slice(uid);
+            return out;
+        }
     };
     let mut out = Zeroizing::new(vec![1, kind, total, imported]);
     out.extend_from_slice(&value[..]);
@@ -332,6 +384,14 @@ pub(crate) fn encode_dkek(dkek: &Dkek) -> Zeroizing<Vec<u8>> {
 pub(crate) fn decode_dkek(bytes: &[u8]) -> Option<Dkek> {
     match bytes {
         [1, 0] => Some(Dkek::Absent),
+        [2, 3, agreed @ (0 | 1), rest @ ..] if rest.len() > 32 => {
+            let (value, uid) = rest.split_at(32);
+            let value = Zeroizing::new(<[u8; 32]>::try_from(value).ok()?);
+            Some(Dkek::Exchange {
+                uid: uid.to_vec(),
+                value: (*agreed == 1).then_some(value),
+            })
+        }
         [1, kind @ (1 | 2), total, imported, value @ ..] => {
             let value = Zeroizing::new(<[u8; 32]>::try_from(value).ok()?);
             Some(if *kind == 1 {

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub domains: BTreeMap<u8, Vec<u8>>,
     pub files: BTreeMap<u16, Vec<u8>>,
     pub keys: BTreeMap<u8, Vec<u8>>,
+    /// Public-key authentication: configuration and registered keys.
+    pub pka: Option<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -48,6 +50,7 @@ impl Snapshot {
                 .iter()
                 .map(|(k, v)| (*k, record::encode_key(v).to_vec()))
                 .collect(),
+            pka: s.pka.as_ref().map(record::encode_pka),
         }
     }
 
@@ -70,7 +73,12 @@ pub fn secrets(card: &Card) -> Vec<Vec<u8>> {
     let mut out = vec![USER_PIN.to_vec(), SO_PIN.to_vec()];
     let s = card.state();
     for dkek in std::iter::once(&s.dkek).chain(s.domains.values()) {
-        if let Dkek::Pending { value, .. } | Dkek::Ready { value, .. } = dkek {
+        if let Dkek::Pending { value, .. }
+        | Dkek::Ready { value, .. }
+        | Dkek::Exchange {
+            value: Some(value), ..
+        } = dkek
+        {
             out.push(value.to_vec());
         }
     }
@@ -193,4 +201,78 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// Whether the card's session counts as the user's (PIN, public keys, or both, as the card's
+/// rule says).
+pub fn user_authenticated(card: &Card) -> bool {
+    card.session.require(objects::Access::UserPin).is_ok()
+}
+
+/// 7. Without the user authenticated before it, no command changes a key, a private data
+///    object, a key domain or the registered public keys, except INITIALIZE (which starts
+///    over), IMPORT DKEK SHARE (`80 52 00`, shares need no PIN) and the registration of a
+///    public key into a free slot (`80 54 00 00`, open until every slot is taken).
+pub fn check_access(
+    authenticated: bool,
+    before: &Snapshot,
+    apdu: &[u8],
+    response: &[u8],
+    after: &Snapshot,
+) -> Result<(), Violation> {
+    let ins = apdu.get(1).copied().and_then(Ins::from_code);
+    let p1 = apdu.get(2).copied();
+    if authenticated || ins == Some(InitializeDevice) {
+        return Ok(());
+    }
+    let private = |s: &Snapshot| -> Vec<(u16, Vec<u8>)> {
+        s.files
+            .iter()
+            .filter(|(fid, _)| (*fid >> 8) as u8 == objects::prefix::PRIVATE_DATA)
+            .map(|(fid, data)| (*fid, data.clone()))
+            .collect()
+    };
+    let share_import = ins == Some(ManageKeyDomain) && p1 == Some(0);
+    let registration = ins == Some(ManagePublicKeyAuthentication) && p1 == Some(0);
+    let changed = if before.keys != after.keys {
+        Some("a key")
+    } else if private(before) != private(after) {
+        Some("a private data object")
+    } else if (before.dkek != after.dkek || before.domains != after.domains) && !share_import {
+        Some("a key domain")
+    } else if before.pka != after.pka && !registration {
+        Some("the registered public keys")
+    } else {
+        None
+    };
+    match changed {
+        Some(what) => Err(Violation(format!(
+            "{what} changed without the user authenticated: APDU {} answered {}",
+            hex::encode(apdu),
+            hex::encode(response)
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_without_the_user_is_caught() {
+        let card = Card::open(Box::new(crate::MemoryStore::default())).unwrap();
+        let before = Snapshot::of(&card);
+        let mut after = before.clone();
+        after.keys.insert(1, vec![1]);
+        let generate = [0x00, 0x46, 0x01, 0x00];
+        assert!(check_access(false, &before, &generate, &[0x90, 0x00], &after).is_err());
+        assert!(check_access(true, &before, &generate, &[0x90, 0x00], &after).is_ok());
+        let mut registered = before.clone();
+        registered.pka = Some(vec![1, 1, 1]);
+        let register = [0x80, 0x54, 0x00, 0x00];
+        let replace = [0x80, 0x54, 0x01, 0x00];
+        assert!(check_access(false, &before, &register, &[0x90, 0x00], &registered).is_ok());
+        assert!(check_access(false, &before, &replace, &[0x90, 0x00], &registered).is_err());
+    }
 }

@@ -67,6 +67,7 @@ fn init_apdu(dkek_shares: Option<u8>, key_domains: Option<u8>) -> Vec<u8> {
         user_pin_tries: 3,
         dkek_shares,
         key_domains,
+        public_keys: None,
     }
     .apdu()
 }
@@ -226,11 +227,14 @@ pub fn run(start: Start, data: &[u8]) {
     for apdu in apdus(data).iter().take(64) {
         let before = invariants::Snapshot::of(&card);
         let secrets = invariants::secrets(&card);
+        let authenticated = invariants::user_authenticated(&card);
         let response = card.transmit(apdu);
         assert!(response.len() >= 2, "an answer without a status word");
         let after = invariants::Snapshot::of(&card);
         if let Err(invariants::Violation(what)) =
-            invariants::check(&before, &secrets, apdu, &response, &after)
+            invariants::check(&before, &secrets, apdu, &response, &after).and_then(|()| {
+                invariants::check_access(authenticated, &before, apdu, &response, &after)
+            })
         {
             panic!("invariant broken: {what}");
         }

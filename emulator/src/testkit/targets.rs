@@ -53,13 +53,28 @@ pub fn tlv(data: &[u8]) {
 
 /// CV certificates (and chains of them).
 pub fn cvc(data: &[u8]) {
+    use crate::crypto::cvc::{self, CvKey};
+    use crate::crypto::ec::Curve;
     let mut rest = data;
-    while let Some((cert, after)) = crate::crypto::cvc::decode(rest) {
+    while let Some((cert, after)) = cvc::decode(rest) {
         assert!(after.len() < rest.len());
-        let _ = crate::crypto::cvc::TaAlgorithm::from_oid(
-            tlv::find(cert.public_key, 0x06).unwrap_or_default(),
-        );
+        let _ = cvc::TaAlgorithm::from_oid(tlv::find(cert.public_key, 0x06).unwrap_or_default());
+        let _ = cvc::role(cert.body);
+        // As the certificate verification of PSO VERIFY CERTIFICATE reads it: the key
+        // on its own and under an inherited curve, and its signature over the body.
+        for inherited in [None, Some(Curve::BrainpoolP256r1)] {
+            if let Some(key) = CvKey::parse(cert.public_key, inherited) {
+                let _ = key.verifies(cert.body, cert.signature);
+            }
+        }
         rest = after;
+    }
+    // As MANAGE PKA and DECIPHER 84 read an authenticated request.
+    if let Some(request) = cvc::decode_authenticated_request(data) {
+        assert!(request.outer_signed.len() < data.len());
+        if let Some(key) = CvKey::parse(request.inner.public_key, None) {
+            let _ = key.verifies(request.inner.body, request.inner.signature);
+        }
     }
 }
 
@@ -72,5 +87,29 @@ pub fn keyblob(data: &[u8]) {
     if let Some((&selector, plain)) = data.split_first() {
         let key_type = [5u8, 6, 12, 15][usize::from(selector) % 4];
         let _ = unwrap(&keys, &seal_for_fuzzing(&keys, key_type, &[], plain));
+    }
+}
+
+/// The secure messaging wrapper: protected commands (each input chunk one APDU body after a
+/// fixed header) are unwrapped by a channel whose keys the input does not know; nothing
+/// panics, a refused command is refused without a plain command coming out, and every answer
+/// wraps.
+pub fn secure_messaging(data: &[u8]) {
+    use crate::apdu::secure_messaging::Channel;
+    let mut channel = Channel::new([0x11; 16], [0x22; 16]);
+    for chunk in data.chunks(64) {
+        let Some((&ins, body)) = chunk.split_first() else {
+            continue;
+        };
+        let mut apdu = vec![0x0C, ins, 0x00, 0x00, body.len() as u8];
+        apdu.extend_from_slice(body);
+        let Ok(command) = crate::apdu::Command::parse(&apdu) else {
+            continue;
+        };
+        if let Ok(plain) = channel.unwrap_command(&command) {
+            assert_eq!(plain.cla & 0x0C, 0);
+        }
+        let answer = channel.wrap_response(body, [0x90, 0x00]);
+        assert!(answer.ends_with(&[0x8E, 0x08][..]) || answer.len() >= 14);
     }
 }

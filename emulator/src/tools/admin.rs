@@ -6,7 +6,10 @@ use super::hex;
 use super::host::{self, Initialization};
 use crate::apdu::tlv;
 use crate::card::Card;
-use crate::model::{objects, MAX_KEY_DOMAINS, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN};
+use crate::model::{
+    objects, MAX_KEY_DOMAINS, OPTION_PKA_AND_PIN, OPTION_PKA_REPLACEABLE,
+    OPTION_RESET_RETRY_COUNTER, OPTION_SESSION_PIN, OPTION_TRANSPORT_PIN,
+};
 
 /// What `init` sets.
 #[derive(Debug, Clone)]
@@ -25,6 +28,14 @@ pub struct InitOptions {
     /// The user PIN is a transport PIN (option `0002`): it must be changed before its first
     /// VERIFY.
     pub transport_pin: bool,
+    /// Session PINs (option `0004`): GENERATE SESSION PIN in a secure channel.
+    pub session_pin: bool,
+    /// Public-key authentication (INITIALIZE tag 93): total keys, keys required.
+    pub public_key_auth: Option<(u8, u8)>,
+    /// A registered public key may be replaced (option `0008`).
+    pub pka_replaceable: bool,
+    /// The user PIN and the public keys are both required (option `0010`).
+    pub pka_and_pin: bool,
 }
 
 fn status_word(response: &[u8]) -> u16 {
@@ -47,17 +58,25 @@ impl InitOptions {
             key_domains: None,
             dkek_domains: Vec::new(),
             transport_pin: false,
+            session_pin: false,
+            public_key_auth: None,
+            pka_replaceable: false,
+            pka_and_pin: false,
         }
     }
 
-    /// The option bits of INITIALIZE: RESET RETRY COUNTER allowed, transport PIN if asked.
+    /// The option bits of INITIALIZE: RESET RETRY COUNTER allowed, and those asked for.
     fn option_bits(&self) -> u16 {
-        OPTION_RESET_RETRY_COUNTER
-            | if self.transport_pin {
-                OPTION_TRANSPORT_PIN
-            } else {
-                0
-            }
+        [
+            (true, OPTION_RESET_RETRY_COUNTER),
+            (self.transport_pin, OPTION_TRANSPORT_PIN),
+            (self.session_pin, OPTION_SESSION_PIN),
+            (self.pka_replaceable, OPTION_PKA_REPLACEABLE),
+            (self.pka_and_pin, OPTION_PKA_AND_PIN),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |bits, (_, bit)| bits | bit)
     }
 }
 
@@ -87,6 +106,14 @@ impl InitOptions {
             return Err(format!(
                 "the number of key domains must be between 1 and {MAX_KEY_DOMAINS} (domain 0 included)"
             ));
+        }
+        if let Some((total, required)) = self.public_key_auth {
+            if crate::model::pka::Pka::new(total, required).is_none() {
+                return Err(format!(
+                    "public-key authentication needs 1 to {} keys and 1 to that many required, not {required} of {total}",
+                    crate::model::pka::MAX_KEYS
+                ));
+            }
         }
         for (i, (kd, _)) in self.dkek_domains.iter().enumerate() {
             if *kd == 0 {
@@ -118,6 +145,7 @@ pub fn initialize(card: &mut Card, options: &InitOptions) -> Result<(), String> 
         user_pin_tries: options.pin_retry,
         dkek_shares: options.dkek_shares,
         key_domains: options.key_domains,
+        public_keys: options.public_key_auth,
     };
     card.power_on();
     card.transmit(&host::select_application());
@@ -177,6 +205,10 @@ mod tests {
             key_domains: Some(3),
             dkek_domains: vec![(2, 0)],
             transport_pin: false,
+            session_pin: false,
+            public_key_auth: None,
+            pka_replaceable: false,
+            pka_and_pin: false,
         }
     }
 

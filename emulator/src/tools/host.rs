@@ -38,6 +38,8 @@ pub struct Initialization<'a> {
     pub dkek_shares: Option<u8>,
     /// Tag `97`: key domain slots.
     pub key_domains: Option<u8>,
+    /// Tag `93`: public-key authentication, (total, required).
+    pub public_keys: Option<(u8, u8)>,
 }
 
 impl Initialization<'_> {
@@ -53,6 +55,9 @@ impl Initialization<'_> {
         }
         if let Some(n) = self.key_domains {
             tlv::write(&mut data, 0x97, &[n]);
+        }
+        if let Some((total, required)) = self.public_keys {
+            tlv::write(&mut data, 0x93, &[total, required]);
         }
         data
     }
@@ -104,6 +109,7 @@ mod tests {
             user_pin_tries: 3,
             dkek_shares: None,
             key_domains: None,
+            public_keys: None,
         };
         // What sc-hsm-tool --initialize sends (short form), as data.
         assert_eq!(

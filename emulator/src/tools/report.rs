@@ -59,6 +59,17 @@ fn dkek_text(dkek: &Dkek, absent: &str) -> String {
         Dkek::Ready { total, value } => {
             format!("{total} share(s), KCV {}", hex::encode(&kcv(value)))
         }
+        Dkek::Exchange { uid, value: None } => {
+            format!("XKEK domain {}, not agreed yet", hex::encode(uid))
+        }
+        Dkek::Exchange {
+            uid,
+            value: Some(value),
+        } => format!(
+            "XKEK domain {}, KCV {}",
+            hex::encode(uid),
+            hex::encode(&kcv(value))
+        ),
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn describe(request: &Request<'_>) -> String {
                 DomainAction::Status => "status query".to_string(),
                 DomainAction::ImportShare(_) => "import one DKEK share".into(),
                 DomainAction::CreateDkek { shares } => format!("create, {shares} DKEK shares"),
-                DomainAction::CreateXkek => "create an XKEK domain".into(),
+                DomainAction::CreateXkek { .. } => "create an XKEK domain".into(),
                 DomainAction::Delete => "delete".into(),
                 DomainAction::ClearKek => "clear the KEK".into(),
             };
@@ -113,7 +113,17 @@ pub(crate) fn describe(request: &Request<'_>) -> String {
             algorithm_name(Algorithm::for_decipher(*algorithm))
         ),
         Request::WrapKey { key_id } | Request::UnwrapKey { key_id, .. } => key(*key_id),
+        Request::DeriveXkek { key_id, .. } => format!("{}, agree an XKEK", key(*key_id)),
         Request::GetChallenge { len } => format!("{len} bytes"),
+        Request::SelectChipAuthentication { .. } => "chip authentication (41 A4)".into(),
+        Request::GeneralAuthenticate { .. } => "chip authentication".into(),
+        Request::SelectVerifier { .. } => "verifier of certificates (81 B6)".into(),
+        Request::SelectAuthenticationKey { .. } => "key for EXTERNAL AUTHENTICATE (81 A4)".into(),
+        Request::VerifyCertificate { .. } => "VERIFY CERTIFICATE".into(),
+        Request::PkaStatus => "status".into(),
+        Request::RegisterPublicKey { slot: None, .. } => "register a key".into(),
+        Request::RegisterPublicKey { slot: Some(i), .. } => format!("replace key {i}"),
+        Request::ExternalAuthenticate { .. } => "with a registered key".into(),
         Request::EnumerateObjects | Request::InitializeDevice { .. } => String::new(),
     }
 }

@@ -296,12 +296,13 @@ fn key_domains_are_created_filled_cleared_and_deleted() {
     refused(&mut c, &manage(0, 1, &share), "6A88");
     refused(&mut c, &manage(3, 1, &[]), "6A88");
     refused(&mut c, &manage(4, 1, &[]), "6A88");
-    refused(&mut c, &manage(2, 1, &[0x30]), "6A81"); // XKEK domains come later
+    // (XKEK domains: tests/trust.rs.)
     refused(&mut c, &manage(5, 1, &[]), "6A86");
     refused(&mut c, &manage(1, 1, &[2, 0]), "6700");
     // Creating needs the user PIN.
     assert_eq!(sw(&mut c, SELECT_AID), "9000");
     refused(&mut c, &manage(1, 1, &[2]), "6982");
+    refused(&mut c, &manage(2, 1, b"uid"), "6982");
     assert_eq!(sw(&mut c, &format!("0020008106{USER_PIN}")), "9000");
     assert_eq!(send(&mut c, &manage(1, 1, &[2])).0, "02020000000000000000");
     refused(&mut c, &manage(1, 1, &[2]), "6A89");

@@ -119,7 +119,9 @@ fn power_events_drop_the_session() {
 fn unknown_class_and_instruction() {
     let mut c = selected();
     assert_eq!(sw(&mut c, "A0A40000022F02"), "6E00");
-    assert_eq!(sw(&mut c, "0C200081"), "6E00"); // secure messaging
+    // Secure messaging outside a channel (chip authentication opens one).
+    assert_eq!(sw(&mut c, "0C200081"), "6882");
+    assert_eq!(sw(&mut c, "AC200081"), "6E00");
     assert_eq!(sw(&mut c, "01200081"), "6E00"); // logical channel 1
     assert_eq!(sw(&mut c, "00FE0000"), "6D00");
     assert_eq!(sw(&mut c, "00AA0000"), "6D00");
@@ -506,12 +508,13 @@ fn initialize_rejects_bad_parameters() {
         let apdu = format!("80500000{:02X}{data}", data.len() / 2);
         assert_eq!(sw(&mut c, &apdu), "6A80", "{data}");
     }
-    let pka = "80020001810631323334353682083132333435363738930201 01";
-    let pka = pka.replace(' ', "");
-    assert_eq!(
-        sw(&mut c, &format!("80500000{:02X}{pka}", pka.len() / 2)),
-        "6A81"
-    );
+    // Public-key authentication: n of m with 1 <= n <= m <= 90, two bytes.
+    let base = "8002000181063132333435368208 3132333435363738".replace(' ', "");
+    for pka in ["93020102", "93020000", "93025B01", "930101", "9303020101"] {
+        let data = format!("{base}{pka}");
+        let apdu = format!("80500000{:02X}{data}", data.len() / 2);
+        assert_eq!(sw(&mut c, &apdu), "6A80", "{pka}");
+    }
     assert_eq!(sw(&mut c, "00200088"), "6A88");
 }
 
@@ -684,3 +687,5 @@ fn a_session_pin_needs_secure_messaging() {
     assert_eq!(sw(&mut c, "805A018800"), "6A86");
     assert_eq!(sw(&mut c, "805A01810100"), "6700");
 }
+
+mod trust;

@@ -420,3 +420,44 @@ fn state_changes(state: &CardState) -> Vec<Change> {
     );
     changes
 }
+
+fn v3(name: &str) -> Vec<u8> {
+    let path = format!("{}/../fixtures/store/v3/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn v3_records_decode_to_their_values_and_encode_to_the_same_bytes() {
+    let pka = decode_pka(&v3("meta-pka.bin")).expect("PKA record");
+    assert_eq!((pka.total, pka.required), (3, 2));
+    assert_eq!(pka.keys.keys().copied().collect::<Vec<_>>(), [0, 2]);
+    assert_eq!(pka.keys[&2].chr, b"ZZEMCUST300001");
+    assert_eq!(pka.status(0), [3, 1, 2, 0]);
+    let point = crate::apdu::tlv::find(&pka.keys[&0].public_key, 0x86).unwrap();
+    assert_eq!(point[1..], (0..64).collect::<Vec<u8>>()[..]);
+    assert_eq!(encode_pka(&pka), v3("meta-pka.bin"));
+
+    let agreed = decode_dkek(&v3("meta-domain-3-xkek.bin")).expect("XKEK domain");
+    let text = String::from_utf8(v3("values.txt")).unwrap();
+    let kcv = text
+        .lines()
+        .find_map(|l| l.strip_prefix("domain3.kcv = "))
+        .unwrap();
+    let status = agreed.status_answer().unwrap();
+    assert_eq!(status[..2], [0, 0]);
+    assert_eq!(hex::encode(&status[2..10]), kcv);
+    assert_eq!(&status[10..], b"classroom");
+    assert_eq!(*encode_dkek(&agreed), v3("meta-domain-3-xkek.bin"));
+    let pending = decode_dkek(&v3("meta-domain-4-xkek-pending.bin")).expect("pending XKEK");
+    assert_eq!(pending.ready_value(), None);
+    assert_eq!(
+        pending.status_answer().unwrap()[..10],
+        [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(*encode_dkek(&pending), v3("meta-domain-4-xkek-pending.bin"));
+    // A slot past the total, or required above total, is refused.
+    assert!(decode_pka(&[1, 1, 2]).is_none());
+    let mut bad = v3("meta-pka.bin");
+    bad[1] = 2; // total 2: slot 2 no longer exists
+    assert!(decode_pka(&bad).is_none());
+}
