@@ -23,19 +23,7 @@ fn card(init_args: &[&str]) -> Sandbox {
     offline(&args);
     let trace = sandbox.scratch().join("trace.txt");
     sandbox.insert_card_with(0, &["-v", "--trace", trace.to_str().unwrap()]);
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-        ],
-    );
+    sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
     sandbox
 }
 

@@ -49,22 +49,10 @@ fn custodian(sandbox: &Sandbox, reader: u8, name: &str) -> String {
         &["--initialize", "--so-pin", SO_PIN, "--pin", PIN],
     );
     assert!(ok, "{out}");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            &reader.to_string(),
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-            "--label",
-            "custodian",
-        ],
+    sandbox.generate_key_pair(
+        "EC:prime256v1",
+        "01",
+        &["--slot-index", &reader.to_string(), "--label", "custodian"],
     );
     let file = arg(sandbox.scratch(), name);
     let (ok, out) = tool(
@@ -95,21 +83,7 @@ fn two_of_three_custodians_register_with_sc_hsm_tool_and_authenticate() {
     );
     assert_eq!(pka_status(&sandbox, 0), [3, 3, 2, 0]);
     // A key of the target card itself, to use once the custodians authenticated.
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "0",
-            "-l",
-            "--pin",
-            PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "05",
-        ],
-    );
+    sandbox.generate_key_pair("EC:prime256v1", "05", &["--slot-index", "0"]);
     for reader in 1..=3u8 {
         let file = custodian(&sandbox, reader, &format!("custodian{reader}.pka"));
         let (ok, out) = tool(&sandbox, 0, &["--register-public-key", &file]);

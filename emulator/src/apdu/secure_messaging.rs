@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use super::{tlv, Command};
 use crate::crypto::aes::{self, BLOCK};
+use crate::crypto::constant_time_eq;
 
 /// Length of the MAC in `8E`.
 const MAC_LEN: usize = 8;
@@ -55,12 +56,8 @@ fn unpad(data: &[u8]) -> Option<&[u8]> {
 
 impl Channel {
     /// A channel with the session keys chip authentication derived; SSC 0.
-    pub fn new(enc: [u8; 16], mac: [u8; 16]) -> Channel {
-        Channel {
-            enc: Zeroizing::new(enc),
-            mac: Zeroizing::new(mac),
-            ssc: 0,
-        }
+    pub fn new(enc: Zeroizing<[u8; 16]>, mac: Zeroizing<[u8; 16]>) -> Channel {
+        Channel { enc, mac, ssc: 0 }
     }
 
     fn ssc_block(&self) -> [u8; 16] {
@@ -165,10 +162,6 @@ impl Channel {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +170,7 @@ mod tests {
     fn channel() -> Channel {
         let enc: [u8; 16] = std::array::from_fn(|i| i as u8);
         let mac: [u8; 16] = std::array::from_fn(|i| 16 + i as u8);
-        Channel::new(enc, mac)
+        Channel::new(Zeroizing::new(enc), Zeroizing::new(mac))
     }
 
     fn command(text: &str) -> Command {

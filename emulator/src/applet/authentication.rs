@@ -66,7 +66,10 @@ impl Card {
         // A session PIN (GENERATE SESSION PIN) stands for the user PIN, at no try's cost.
         if which == PinRef::User
             && !record.is_blocked()
-            && self.session_pin.as_deref().is_some_and(|p| p == candidate)
+            && self
+                .session_pin
+                .as_deref()
+                .is_some_and(|p| crate::crypto::constant_time_eq(p, candidate))
         {
             self.session.set_verified(which, true);
             return Ok(Response::empty());

@@ -32,13 +32,13 @@ pub const OID_CA_ECDH_AES_CBC_CMAC_128: &[u8] =
 pub const SESSION_PIN_LEN: usize = 8;
 
 /// Kenc or Kmac from the shared secret and the nonce.
-fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> [u8; 16] {
+fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> Zeroizing<[u8; 16]> {
     let mut h = Sha1::new();
     h.update(secret);
     h.update(nonce);
     h.update(counter.to_be_bytes());
-    let digest = h.finalize();
-    let mut out = [0u8; 16];
+    let digest = Zeroizing::new(<[u8; 20]>::from(h.finalize()));
+    let mut out = Zeroizing::new([0u8; 16]);
     out.copy_from_slice(&digest[..16]);
     out
 }
@@ -81,7 +81,7 @@ impl Card {
         let mac = session_key(&secret, &nonce, 2);
         let mut public_key = tlv::encode(0x06, OID_CA_ECDH_AES_CBC_CMAC_128);
         tlv::write(&mut public_key, 0x86, ephemeral);
-        let token = aes::cmac(&mac, &tlv::encode(0x7F49, &public_key)).expect("16-byte key");
+        let token = aes::cmac(&*mac, &tlv::encode(0x7F49, &public_key)).expect("16-byte key");
         self.next_channel = Some(Channel::new(enc, mac));
         let mut answer = tlv::encode(0x81, &nonce);
         tlv::write(&mut answer, 0x82, &token[..8]);

@@ -161,6 +161,11 @@ fn ec_operation(
     }
 }
 
+/// Whether `a` and `b` are equal, in time that depends on their lengths only (MACs, PINs).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

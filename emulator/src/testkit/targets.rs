@@ -96,7 +96,10 @@ pub fn keyblob(data: &[u8]) {
 /// wraps.
 pub fn secure_messaging(data: &[u8]) {
     use crate::apdu::secure_messaging::Channel;
-    let mut channel = Channel::new([0x11; 16], [0x22; 16]);
+    let mut channel = Channel::new(
+        zeroize::Zeroizing::new([0x11; 16]),
+        zeroize::Zeroizing::new([0x22; 16]),
+    );
     for chunk in data.chunks(64) {
         let Some((&ins, body)) = chunk.split_first() else {
             continue;
