@@ -74,6 +74,27 @@ pub enum Command {
     /// The card reconnects whenever pcscd restarts.
     Run(RunArgs),
 
+    /// Serve the cards of a configuration file (TOML), each with its own database and vpcd
+    /// slot, until SIGINT/SIGTERM; SIGHUP reads the file again.
+    ///
+    /// Each card connects, reconnects and fails on its own. SIGHUP stops the cards that left
+    /// the file or changed and starts the new ones; a file with a mistake is reported and
+    /// the running cards stay. With `http = "ADDRESS:PORT"`, GET /healthz and /metrics
+    /// (Prometheus) are answered there.
+    #[command(after_help = "The file:
+  pki = \"emulator-pki.bin\"        # optional; relative paths start at the file's directory
+  http = \"127.0.0.1:9180\"         # optional
+  [[card]]
+  name = \"room1-01\"               # unique
+  db = \"room1-01.redb\"            # unique
+  vpcd = \"10.0.0.5:35963\"         # unique
+  profile = \"initialized\"         # optional: blank (default), initialized, demo")]
+    Serve {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+
     /// Run COMMAND against the card in a private pcscd, then tear everything down.
     ///
     /// Starts pcscd with the vpcd driver and the card(s) in private namespaces (no system pcscd

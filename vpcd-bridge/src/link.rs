@@ -97,6 +97,14 @@ pub async fn run(card: &mut Card, endpoint: &Endpoint, shutdown: impl Future<Out
     run_notifying(card, endpoint, shutdown, || {}).await
 }
 
+/// What a link reports while it runs (for a server's metrics): whether it is connected to
+/// vpcd now, and how often it connected.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub connected: std::sync::atomic::AtomicBool,
+    pub connections: std::sync::atomic::AtomicU64,
+}
+
 /// As [`run`]; `on_present` is called once, when pcscd first powers the card up (from then on
 /// pcscd reports the card present).
 pub async fn run_notifying(
@@ -105,6 +113,18 @@ pub async fn run_notifying(
     shutdown: impl Future<Output = ()>,
     on_present: impl FnOnce(),
 ) {
+    run_observed(card, endpoint, shutdown, on_present, &LinkStats::default()).await
+}
+
+/// As [`run_notifying`], keeping `stats` up to date.
+pub async fn run_observed(
+    card: &mut Card,
+    endpoint: &Endpoint,
+    shutdown: impl Future<Output = ()>,
+    on_present: impl FnOnce(),
+    stats: &LinkStats,
+) {
+    use std::sync::atomic::Ordering;
     let mut on_present = Some(on_present);
     tokio::pin!(shutdown);
     let mut announced_waiting = false;
@@ -122,13 +142,17 @@ pub async fn run_notifying(
                 announced_waiting = false;
                 retry = CONNECT_RETRY.0;
                 tracing::debug!(%endpoint, "connected to vpcd");
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(true, Ordering::Relaxed);
                 let outcome = tokio::select! {
                     _ = &mut shutdown => {
                         card.power_off();
+                        stats.connected.store(false, Ordering::Relaxed);
                         break;
                     }
                     outcome = serve_with(card, stream, &mut on_present, Waits::default(), stale) => outcome,
                 };
+                stats.connected.store(false, Ordering::Relaxed);
                 card.power_off();
                 stale = match outcome {
                     Ok(Ended::Bounced) => {

@@ -3,6 +3,8 @@
 //! `sandbox` ([`sandbox`]), `init`, `status`, `export`, `import` ([`offline`]).
 
 mod cli;
+mod fleet;
+mod fleet_config;
 mod offline;
 mod sandbox;
 mod serve;
@@ -32,6 +34,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     let done = |result: Result<(), String>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Run(args) => done(serve::run(args)),
+        Command::Serve { config } => done(fleet::serve(&config)),
         Command::Sandbox(args) => sandbox::run(args, cli.verbose),
         Command::Init(args) => done(offline::init(args)),
         Command::Export {

@@ -1,0 +1,219 @@
+//! The configuration file of `serve`: many cards from one process, in TOML.
+//!
+//! ```toml
+//! pki = "emulator-pki.bin"      # optional: the PKI new cards are made under
+//! http = "127.0.0.1:9180"       # optional: /healthz and /metrics
+//!
+//! [[card]]
+//! name = "room1-01"             # unique; in every log line and metric of the card
+//! db = "room1-01.redb"          # unique
+//! vpcd = "10.0.0.5:35963"       # host:port of the vpcd slot; unique
+//! profile = "demo"              # optional: what a new card is ("demo", or "initialized":
+//!                               # the OpenSC wiki's PINs; default: blank)
+//! ```
+//!
+//! Relative paths are relative to the file's directory. Every mistake is reported with the
+//! card it concerns; nothing starts from a file with a mistake.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vpcd_bridge::Endpoint;
+
+/// What a new card is made as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NewCard {
+    /// As from the factory.
+    #[default]
+    Blank,
+    /// Initialised with the OpenSC wiki's PINs.
+    Initialized,
+    /// The card of the OpenSC wiki's `pkcs15-tool -D` listing.
+    Demo,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    pki: Option<PathBuf>,
+    http: Option<String>,
+    #[serde(default)]
+    card: Vec<CardEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardEntry {
+    name: String,
+    db: PathBuf,
+    vpcd: String,
+    #[serde(default)]
+    profile: NewCard,
+}
+
+/// One card of the fleet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardSpec {
+    pub name: String,
+    pub db: PathBuf,
+    pub vpcd: Endpoint,
+    pub profile: NewCard,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetConfig {
+    pub pki: Option<PathBuf>,
+    pub http: Option<std::net::SocketAddr>,
+    pub cards: Vec<CardSpec>,
+}
+
+impl FleetConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<FleetConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        FleetConfig::parse(&text, dir).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Checks the text of a configuration whose relative paths start at `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<FleetConfig, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let http = file
+            .http
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    format!("http: {a:?} is not an address and port, like \"127.0.0.1:9180\"")
+                })
+            })
+            .transpose()?;
+        let mut cards = Vec::new();
+        let (mut names, mut dbs, mut endpoints) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (i, entry) in file.card.into_iter().enumerate() {
+            let which = format!("card {} ({:?})", i + 1, entry.name);
+            if entry.name.is_empty()
+                || !entry
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "{which}: a name is letters, digits, '-', '_' and '.' (it names the card in logs and metrics)"
+                ));
+            }
+            let vpcd: Endpoint = entry
+                .vpcd
+                .parse()
+                .map_err(|e| format!("{which}: vpcd: {e}"))?;
+            let db = dir.join(&entry.db);
+            if !names.insert(entry.name.clone()) {
+                return Err(format!("{which}: the name is used twice"));
+            }
+            if !dbs.insert(db.clone()) {
+                return Err(format!(
+                    "{which}: the database {} is used twice",
+                    db.display()
+                ));
+            }
+            if !endpoints.insert(vpcd.to_string()) {
+                return Err(format!("{which}: the vpcd slot {vpcd} is used twice"));
+            }
+            cards.push(CardSpec {
+                name: entry.name,
+                db,
+                vpcd,
+                profile: entry.profile,
+            });
+        }
+        Ok(FleetConfig {
+            pki: file.pki.map(|p| dir.join(p)),
+            http,
+            cards,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+pki = "fleet-pki.bin"
+http = "127.0.0.1:9180"
+
+[[card]]
+name = "a"
+db = "a.redb"
+vpcd = "127.0.0.1:35963"
+
+[[card]]
+name = "b.2"
+db = "/abs/b.redb"
+vpcd = "host-b:35964"
+profile = "demo"
+"#;
+
+    #[test]
+    fn a_good_file() {
+        let c = FleetConfig::parse(GOOD, Path::new("/etc/fleet")).unwrap();
+        assert_eq!(
+            c.pki.as_deref(),
+            Some(Path::new("/etc/fleet/fleet-pki.bin"))
+        );
+        assert_eq!(c.http.unwrap().port(), 9180);
+        assert_eq!(c.cards.len(), 2);
+        assert_eq!(c.cards[0].db, Path::new("/etc/fleet/a.redb"));
+        assert_eq!(c.cards[0].profile, NewCard::Blank);
+        assert_eq!(c.cards[1].db, Path::new("/abs/b.redb"));
+        assert_eq!(c.cards[1].vpcd.host, "host-b");
+        assert_eq!(c.cards[1].profile, NewCard::Demo);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let dir = Path::new(".");
+        let err = |text: &str| FleetConfig::parse(text, dir).unwrap_err();
+        let card = |name: &str, db: &str, vpcd: &str| {
+            format!("[[card]]\nname = \"{name}\"\ndb = \"{db}\"\nvpcd = \"{vpcd}\"\n")
+        };
+        let twice = card("a", "a.redb", "h:1") + &card("a", "b.redb", "h:2");
+        assert!(
+            err(&twice).contains("card 2 (\"a\"): the name is used twice"),
+            "{}",
+            err(&twice)
+        );
+        let db_twice = card("a", "a.redb", "h:1") + &card("b", "a.redb", "h:2");
+        assert!(
+            err(&db_twice).contains("card 2 (\"b\"): the database"),
+            "{}",
+            err(&db_twice)
+        );
+        let slot_twice = card("a", "a.redb", "h:1") + &card("b", "b.redb", "h:1");
+        assert!(
+            err(&slot_twice).contains("vpcd slot h:1 is used twice"),
+            "{}",
+            err(&slot_twice)
+        );
+        assert!(err(&card("a", "a.redb", "nohost")).contains("card 1 (\"a\"): vpcd"));
+        assert!(err(&card("a b", "a.redb", "h:1")).contains("a name is letters"));
+        let unknown = card("a", "a.redb", "h:1") + "colour = \"red\"\n";
+        assert!(
+            err(&unknown).contains("unknown field `colour`"),
+            "{}",
+            err(&unknown)
+        );
+        assert!(err("http = \"localhost\"").contains("http: \"localhost\" is not an address"));
+        let profile = card("a", "a.redb", "h:1") + "profile = \"shiny\"\n";
+        assert!(
+            err(&profile).contains("unknown variant `shiny`"),
+            "{}",
+            err(&profile)
+        );
+        // TOML syntax errors come with their line.
+        assert!(err("[[card]\n").contains("line 1"), "{}", err("[[card]\n"));
+    }
+}
