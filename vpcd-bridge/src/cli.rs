@@ -93,6 +93,11 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+
+        /// Only check the file (with the environment's ${NAME} values) and print the cards it
+        /// names; serve nothing.
+        #[arg(long)]
+        check: bool,
     },
 
     /// Run COMMAND against the card in a private pcscd, then tear everything down.

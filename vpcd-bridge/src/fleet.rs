@@ -49,6 +49,20 @@ struct Worker {
 
 type Registry = Arc<Mutex<BTreeMap<String, (CardSpec, Arc<CardMetrics>)>>>;
 
+/// `serve --check`: the file's cards, one line each, or its first mistake.
+pub fn check(path: &Path) -> Result<(), String> {
+    let config = FleetConfig::load(path)?;
+    for card in &config.cards {
+        println!("{} {} {}", card.name, card.vpcd, card.db.display());
+    }
+    println!(
+        "{}: {} cards, no mistake",
+        path.display(),
+        config.cards.len()
+    );
+    Ok(())
+}
+
 /// Runs the fleet of `path` until SIGTERM or SIGINT.
 pub fn serve(path: &Path) -> Result<(), String> {
     let config = FleetConfig::load(path)?;

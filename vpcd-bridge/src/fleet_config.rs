@@ -12,8 +12,10 @@
 //!                               # the OpenSC wiki's PINs; default: blank)
 //! ```
 //!
-//! Relative paths are relative to the file's directory. Every mistake is reported with the
-//! card it concerns; nothing starts from a file with a mistake.
+//! Relative paths are relative to the file's directory. `${NAME}` in a value is replaced by
+//! the environment variable NAME (a Kubernetes pod's name, say); one that is not set is a
+//! mistake. Every mistake is reported with the card it concerns; nothing starts from a file
+//! with a mistake.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -79,11 +81,25 @@ impl FleetConfig {
         FleetConfig::parse(&text, dir).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Checks the text of a configuration whose relative paths start at `dir`.
+    /// Checks the text of a configuration whose relative paths start at `dir`, with `${NAME}`
+    /// taken from the process's environment.
     pub fn parse(text: &str, dir: &Path) -> Result<FleetConfig, String> {
+        FleetConfig::parse_with(text, dir, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`FleetConfig::parse`], with `${NAME}` taken from `env`.
+    pub fn parse_with(
+        text: &str,
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<FleetConfig, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let expand =
+            |what: &str, value: &str| expand(value, env).map_err(|e| format!("{what}: {e}"));
         let http = file
             .http
+            .map(|a| expand("http", &a))
+            .transpose()?
             .map(|a| {
                 a.parse().map_err(|_| {
                     format!("http: {a:?} is not an address and port, like \"127.0.0.1:9180\"")
@@ -93,8 +109,13 @@ impl FleetConfig {
         let mut cards = Vec::new();
         let (mut names, mut dbs, mut endpoints) =
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        for (i, entry) in file.card.into_iter().enumerate() {
+        for (i, mut entry) in file.card.into_iter().enumerate() {
+            let raw = format!("card {}", i + 1);
+            entry.name = expand(&raw, &entry.name)?;
             let which = format!("card {} ({:?})", i + 1, entry.name);
+            entry.vpcd = expand(&which, &entry.vpcd)?;
+            let db = expand(&which, &entry.db.to_string_lossy())?;
+            entry.db = PathBuf::from(db);
             if entry.name.is_empty()
                 || !entry
                     .name
@@ -129,12 +150,36 @@ impl FleetConfig {
                 profile: entry.profile,
             });
         }
+        let pki = file
+            .pki
+            .map(|p| expand("pki", &p.to_string_lossy()).map(PathBuf::from))
+            .transpose()?;
         Ok(FleetConfig {
-            pki: file.pki.map(|p| dir.join(p)),
+            pki: pki.map(|p| dir.join(p)),
             http,
             cards,
         })
     }
+}
+
+/// `value` with every `${NAME}` replaced by `env(NAME)`.
+fn expand(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("{value:?}: a \"${{\" without its \"}}\""))?;
+        let name = &after[..end];
+        let found =
+            env(name).ok_or_else(|| format!("${{{name}}} is not set in the environment"))?;
+        out.push_str(&found);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -171,6 +216,23 @@ profile = "demo"
         assert_eq!(c.cards[1].db, Path::new("/abs/b.redb"));
         assert_eq!(c.cards[1].vpcd.host, "host-b");
         assert_eq!(c.cards[1].profile, NewCard::Demo);
+    }
+
+    #[test]
+    fn environment_variables_are_expanded() {
+        let env = |name: &str| (name == "POD_NAME").then(|| "card-3".to_string());
+        let text = "[[card]]\nname = \"${POD_NAME}\"\ndb = \"/data/${POD_NAME}.redb\"\nvpcd = \"runner-${POD_NAME}:35963\"\n";
+        let c = FleetConfig::parse_with(text, Path::new("."), &env).unwrap();
+        assert_eq!(c.cards[0].name, "card-3");
+        assert_eq!(c.cards[0].db, Path::new("/data/card-3.redb"));
+        assert_eq!(c.cards[0].vpcd.host, "runner-card-3");
+        let unset = text.replace("POD_NAME}\"\ndb", "NODE}\"\ndb");
+        let err = FleetConfig::parse_with(&unset, Path::new("."), &env).unwrap_err();
+        assert_eq!(err, "card 1: ${NODE} is not set in the environment");
+        let open = "http = \"${HOST\"";
+        assert!(FleetConfig::parse_with(open, Path::new("."), &env)
+            .unwrap_err()
+            .contains("without its"));
     }
 
     #[test]

@@ -34,7 +34,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     let done = |result: Result<(), String>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Run(args) => done(serve::run(args)),
-        Command::Serve { config } => done(fleet::serve(&config)),
+        Command::Serve {
+            config,
+            check: true,
+        } => done(fleet::check(&config)),
+        Command::Serve { config, .. } => done(fleet::serve(&config)),
         Command::Sandbox(args) => sandbox::run(args, cli.verbose),
         Command::Init(args) => done(offline::init(args)),
         Command::Export {
