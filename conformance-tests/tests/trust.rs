@@ -12,6 +12,16 @@ fn client(sandbox: &Sandbox, args: &[&str]) -> Vec<String> {
     sandbox.python_client("pka_client.py", args)
 }
 
+/// The client's public-key authentication of the card in reader 0 by the custodians in
+/// `readers`, then a signature by its key 1.
+fn authenticate_target(sandbox: &Sandbox, readers: &[&str]) -> Vec<String> {
+    let mut args = vec!["authenticate", "--target", "0", "--sign-with", "1"];
+    for reader in readers {
+        args.extend(["--custodian", reader]);
+    }
+    client(sandbox, &args)
+}
+
 /// `sc-hsm-tool -r READER ARGS`, with its output and whether it succeeded.
 fn tool(sandbox: &Sandbox, reader: u8, args: &[&str]) -> (bool, String) {
     let reader = reader.to_string();
@@ -101,18 +111,7 @@ fn two_of_three_custodians_register_with_sc_hsm_tool_and_authenticate() {
     assert_eq!(pka_status(&sandbox, 0), [3, 0, 2, 0]);
 
     // One custodian is not a quorum: the target key refuses to sign.
-    let lines = client(
-        &sandbox,
-        &[
-            "authenticate",
-            "--target",
-            "0",
-            "--custodian",
-            "1",
-            "--sign-with",
-            "1",
-        ],
-    );
+    let lines = authenticate_target(&sandbox, &["1"]);
     let step = &lines[1];
     assert_eq!(field(step, "mse"), "9000", "{step}");
     assert_eq!(field(step, "signature_verified"), "true", "{step}");
@@ -122,20 +121,7 @@ fn two_of_three_custodians_register_with_sc_hsm_tool_and_authenticate() {
     assert_eq!(field(&lines[2], "sw"), "6982", "{lines:?}");
 
     // Custodians 1 and 3 are: the user is authenticated in that session.
-    let lines = client(
-        &sandbox,
-        &[
-            "authenticate",
-            "--target",
-            "0",
-            "--custodian",
-            "1",
-            "--custodian",
-            "3",
-            "--sign-with",
-            "1",
-        ],
-    );
+    let lines = authenticate_target(&sandbox, &["1", "3"]);
     assert_eq!(field(&lines[2], "status"), "03000202", "{lines:?}");
     assert_eq!(field(&lines[3], "sw"), "9000", "{lines:?}");
     assert_eq!(field(&lines[3], "verified"), "true", "{lines:?}");
