@@ -91,15 +91,10 @@ impl Card {
             boot,
             "deterministic card (--seed): its keys are predictable, for tests only"
         );
-        let derived;
-        let pki = match pki {
-            Some(pki) => pki,
-            None => {
-                derived = Pki::from_seed(seed);
-                &derived
-            }
-        };
-        Card::make(store, Box::new(SeededRng::new(seed, boot)), Some(pki))
+        // Only a card still to be made needs the seed's PKI.
+        let derived = (pki.is_none() && state.identity.is_none()).then(|| Pki::from_seed(seed));
+        let rng = Box::new(SeededRng::new(seed, boot));
+        Card::make(store, rng, pki.or(derived.as_ref()))
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.

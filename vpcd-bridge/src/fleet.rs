@@ -172,7 +172,7 @@ fn start(spec: CardSpec, pki: Option<PathBuf>) -> Worker {
             file: pki,
             seed: None,
         };
-        let new = !spec.db.exists() || std::fs::metadata(&spec.db).is_ok_and(|m| m.len() == 0);
+        let new = crate::holds_no_card_yet(&spec.db);
         let mut card = match open_card(&spec.db, true, None, &choice) {
             Ok(card) => card,
             Err(e) => return fail(e),

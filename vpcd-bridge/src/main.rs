@@ -125,6 +125,12 @@ fn numbered(path: &Path, index: u16) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Whether the database at `path` is missing or empty: opening it makes a new card (which a
+/// profile or the wiki's initialisation then sets up).
+fn holds_no_card_yet(path: &Path) -> bool {
+    !path.exists() || std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
+}
+
 /// The PKI file kept beside the card database `db`.
 fn pki_beside(db: &Path) -> PathBuf {
     db.with_file_name("emulator-pki.bin")

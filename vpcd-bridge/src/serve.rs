@@ -28,7 +28,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         let path = numbered(&base, index);
         // Each card of a seeded process gets its own seed (seed + index).
         let seed = seed.map(|s| s.wrapping_add(u64::from(index)));
-        let new = !path.exists() || std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+        let new = crate::holds_no_card_yet(&path);
         let mut card = open_card(&path, true, seed, &pki)?.with_limits(limits);
         match (new, profile) {
             (true, Some(Profile::Demo)) => emulator::tools::profile::demo(&mut card)?,

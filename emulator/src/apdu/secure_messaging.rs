@@ -41,10 +41,7 @@ pub struct Channel {
 /// ISO 9797-1 padding method 2 to whole blocks.
 pub fn pad(data: &[u8]) -> Vec<u8> {
     let mut out = data.to_vec();
-    out.push(0x80);
-    while !out.len().is_multiple_of(BLOCK) {
-        out.push(0);
-    }
+    aes::iso_pad(&mut out);
     out
 }
 

@@ -74,6 +74,12 @@ fn whole_blocks(data: &[u8]) -> Result<(), CryptoError> {
     }
 }
 
+/// ISO 7816-4 / ISO 9797-1 padding method 2 in place: `80`, then zeros to whole blocks.
+pub fn iso_pad(buf: &mut Vec<u8>) {
+    buf.push(0x80);
+    buf.resize(buf.len().div_ceil(BLOCK) * BLOCK, 0);
+}
+
 /// AES-CBC encryption with IV 0 of whole blocks.
 pub fn cbc_encrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
     cbc_encrypt_iv(key, &[0; BLOCK], data)

@@ -196,10 +196,7 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
             (TYPE_AES, OID_AES)
         }
     };
-    // ISO 7816-4 padding.
-    plain.push(0x80);
-    let padded_len = plain.len().div_ceil(16) * 16;
-    plain.resize(padded_len, 0);
+    crate::crypto::aes::iso_pad(&mut plain);
     let encrypted = keys.encrypt_cbc(&plain);
 
     let algorithms = key.policy.algorithms.as_deref().unwrap_or_default();
