@@ -50,6 +50,29 @@ impl std::str::FromStr for Endpoint {
 /// doubled after each refused attempt, up to the last.
 const CONNECT_RETRY: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(250));
 
+/// Fails a connection that reached itself.
+///
+/// vpcd's ports lie in the range Linux gives outgoing connections their local port from. Dialing
+/// a local port that nobody listens on can be given that same port as the local one, and TCP
+/// then connects the socket to itself: it "connects", hears its own frames, and holds the port
+/// vpcd is about to bind. Such a connection is closed at once with a reset (no TIME_WAIT keeps
+/// the port) and counts as refused.
+fn refuse_self_connection(stream: TcpStream) -> std::io::Result<TcpStream> {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) if local == peer => {
+            // Deprecated because a lingering close blocks the thread; a zero linger does not
+            // linger at all.
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connected to itself (nobody listens on that port yet)",
+            ))
+        }
+        _ => Ok(stream),
+    }
+}
+
 /// How long a card that starts before vpcd listens tries to connect without pausing.
 ///
 /// pcscd looks for a card once when it loads the reader, and then every 0.4 s; vpcd accepts the
@@ -137,7 +160,7 @@ pub async fn run_observed(
             _ = &mut shutdown => break,
             result = connect => result,
         };
-        let pause = match stream {
+        let pause = match stream.and_then(refuse_self_connection) {
             Ok(stream) => {
                 announced_waiting = false;
                 retry = CONNECT_RETRY.0;
@@ -406,6 +429,29 @@ mod tests {
             .await;
         });
         (listener, stop_tx, card_task)
+    }
+
+    /// A socket bound to a port and connected to that same port reaches itself (TCP's
+    /// simultaneous open), which is what a card dialing a vpcd port nobody listens on can get.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_to_itself_counts_as_refused_and_frees_its_port() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(addr).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        assert_eq!(stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+        let refused = refuse_self_connection(stream).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Closed with a reset: vpcd can bind the port at once.
+        std::net::TcpListener::bind(addr).expect("the port is free again");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(refuse_self_connection(stream).is_ok());
     }
 
     #[tokio::test(flavor = "current_thread")]

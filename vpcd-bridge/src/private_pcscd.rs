@@ -21,6 +21,15 @@ pub fn vpcd_port(slot: u16) -> u16 {
     35963 + slot
 }
 
+/// The local ports of outgoing connections in a private network namespace.
+///
+/// vpcd's ports (35963 onwards) lie in Linux's default range (32768-60999). A card that dials
+/// a vpcd port before pcscd listens on it can be given that very port as its own, and then
+/// holds it (a self-connection, or just a connection attempt) at the moment vpcd binds it:
+/// vpcd fails with "Address already in use" and that reader never comes up. Above every port
+/// a private pcscd uses, that cannot happen.
+const EPHEMERAL_PORTS: &str = "40000 60999";
+
 /// The driver file of Debian's vsmartcard-vpcd.
 const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 
@@ -137,10 +146,12 @@ impl PrivatePcscd {
         write_reader_config(dir.path(), slots)?;
         let user_namespace = !is_root();
         // unshare enters the new namespaces itself; its child mounts the socket directory,
-        // brings up loopback and sleeps until killed.
+        // brings up loopback, keeps outgoing connections off vpcd's ports and sleeps until
+        // killed.
         let ready = dir.path().join("namespaces-ready");
         let script = format!(
             "set -e; mkdir -p /run/pcscd; mount --bind {run} /run/pcscd; ip link set lo up; \
+             echo {EPHEMERAL_PORTS} >/proc/sys/net/ipv4/ip_local_port_range; \
              : >{ready}; exec sleep infinity",
             run = shell_quote(&run),
             ready = shell_quote(&ready),
