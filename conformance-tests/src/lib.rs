@@ -4,6 +4,8 @@
 //! credentials), [`opensc`] (which OpenSC release: Debian's or a build of its own), [`openssl`]
 //! (the independent judge) and [`wait`] (polling, never sleeping).
 
+mod container;
+mod network;
 mod opensc;
 mod openssl;
 mod sandbox;
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub use container::{ensure_image, host_limits, Container, IMAGE};
+pub use network::{host_address, Network};
 pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;

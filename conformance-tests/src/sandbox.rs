@@ -122,12 +122,14 @@ impl Sandbox {
 
     /// Runs `program args` inside the sandbox's mount namespace (to see a [`Sandbox::mount_tmpfs`]).
     pub fn run_in_mounts(&self, program: &str, args: &[&str]) -> std::process::Output {
-        self.pcscd
-            .inside(true)
-            .arg(program)
-            .args(args)
-            .output()
-            .unwrap()
+        self.inside_command(program, args).output().unwrap()
+    }
+
+    /// `program args` as a command for the sandbox's network and mount namespaces.
+    pub fn inside_command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = self.pcscd.inside(true);
+        command.arg(program).args(args);
+        command
     }
 
     /// Starts `sc-hsm-emulator run` for `slot` on the database `db` with `extra_args`, and waits
@@ -272,6 +274,11 @@ impl Sandbox {
         cmd.env_remove("OPENSC_CONF").stdin(Stdio::null());
         crate::opensc().configure(&mut cmd);
         cmd
+    }
+
+    /// The sandbox's network namespace, by path (`podman run --network ns:PATH`).
+    pub fn net_namespace(&self) -> PathBuf {
+        self.pcscd.net_namespace()
     }
 
     /// A scratch directory that lives as long as the sandbox.

@@ -208,6 +208,12 @@ impl PrivatePcscd {
         self.dir.path()
     }
 
+    /// The private network namespace (for programs that join it by path, such as
+    /// `podman run --network ns:PATH` or `ip link set ... netns`).
+    pub fn net_namespace(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.holder.id()))
+    }
+
     /// The socket clients reach this pcscd on (`PCSCLITE_CSOCK_NAME`).
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("run/pcscd.comm")

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use conformance_tests::{emulator_binary, softhsm_token, Sandbox, PIN, SOFTHSM};
+use conformance_tests::{emulator_binary, softhsm_token, Container, Sandbox, IMAGE, PIN, SOFTHSM};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
@@ -57,6 +57,30 @@ fn trivial_card(endpoint: &str) {
             }
         }
     });
+}
+
+/// Mean GET CHALLENGE round trips of the plain binary's card (slot 0) and of a card served by
+/// the container image (slot 2), measured one after the other; `None` without the image.
+fn image_cost(sandbox: &Sandbox, select: &[u8]) -> Option<(Duration, Duration)> {
+    let exists = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !vpcd_bridge::private_pcscd::is_root() || !exists {
+        return None;
+    }
+    let _container = Container::start(
+        "sc-hsm-stack-bench",
+        &sandbox.net_namespace(),
+        &sandbox.scratch().join("image-volume"),
+        &[("VPCD", "127.0.0.1:35965")],
+        &[],
+    );
+    sandbox.wait_for_card(2);
+    let challenge: &[u8] = &[0x00, 0x84, 0x00, 0x00, 0x08];
+    let plain = apdu_round_trip("Virtual PCD 00 00", &[select, challenge], 3000);
+    let image = apdu_round_trip("Virtual PCD 1 00 00", &[select, challenge], 3000);
+    Some((plain, image))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -377,7 +401,8 @@ fn main() {
     let softhsm_dir = tempfile::tempdir().unwrap();
     std::env::set_var("SOFTHSM2_CONF", softhsm_token(softhsm_dir.path()));
 
-    let mut sandbox = Sandbox::pcscd_only();
+    // Slots 0 and 1: the emulator and the trivial card; slot 2: the container image's card.
+    let mut sandbox = Sandbox::with_slots(3);
     let db = sandbox.db_path(0);
     let init = Command::new(emulator_binary())
         .args(["init", "--db", db.to_str().unwrap()])
@@ -408,6 +433,8 @@ fn main() {
         &[select, verify, &[0x00, 0x20, 0x00, 0x81]],
         3000,
     );
+
+    let image = image_cost(&sandbox, select);
 
     let bare = bare_crypto(n);
     let emulator = measure(OPENSC, "emulator via OpenSC", n);
@@ -508,6 +535,15 @@ fn main() {
         1e6 / us(floor)
     );
     println!("Emulator, VERIFY status query through pcscd + vpcd:   {:.0} us per APDU (card side about {:.1} us)", us(card_status), us(card_status) - us(floor));
+    match image {
+        Some((plain, image)) => println!(
+            "Container image (podman, runc) beside the plain binary, SELECT + GET CHALLENGE: {:.0} us per APDU in the container, {:.0} us plain ({:+.0} us)",
+            us(image),
+            us(plain),
+            us(image) - us(plain)
+        ),
+        None => println!("Container image: not measured (needs root and the image: scripts/build-image)"),
+    }
     // No card can beat one round trip through pcscd + vpcd plus the crypto itself.
     let bound = |bare: f64| 1.0 / (floor.as_secs_f64() + bare);
     println!(
