@@ -104,6 +104,12 @@ impl Network {
         self.processes.len() - 1
     }
 
+    /// The process id of a process started with [`Network::spawn_on_server`] (setpriv and
+    /// nsenter exec it: the program itself).
+    pub fn pid(&self, index: usize) -> u32 {
+        self.processes[index].id()
+    }
+
     /// Sends `signal` to a process started with [`Network::spawn_on_server`].
     pub fn signal(&self, index: usize, signal: &str) {
         let pid = self.processes[index].id().to_string();
