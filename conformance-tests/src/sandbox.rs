@@ -196,7 +196,8 @@ impl Sandbox {
         self.wait_for_card(slot);
     }
 
-    fn card_present(&self, slot: u8) -> bool {
+    /// Whether the card in `slot` answers its ATR through pcscd now.
+    pub fn card_present(&self, slot: u8) -> bool {
         self.command("opensc-tool")
             .args(["--reader", &slot.to_string(), "--atr"])
             .output()

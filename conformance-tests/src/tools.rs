@@ -144,6 +144,57 @@ impl Sandbox {
         );
     }
 
+    /// Generates an EC P-256 key pair `id` (`extra` appended: a slot) and returns the path of
+    /// its public key as a PEM file in the scratch directory (`pub-ID-TAG.pem`).
+    pub fn ec_p256_key(&self, id: &str, tag: &str, extra: &[&str]) -> String {
+        self.generate_key_pair("EC:prime256v1", id, extra);
+        let dir = self.scratch();
+        let der = dir.join(format!("pub-{id}-{tag}.der"));
+        let pem = dir.join(format!("pub-{id}-{tag}.pem"));
+        let (der, pem) = (der.to_str().unwrap(), pem.to_str().unwrap());
+        let mut args = vec![
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--id",
+            id,
+            "--output-file",
+            der,
+        ];
+        args.extend_from_slice(extra);
+        self.ok("pkcs11-tool", &args);
+        crate::openssl(&["pkey", "-pubin", "-inform", "DER", "-in", der, "-out", pem]);
+        pem.to_string()
+    }
+
+    /// Signs `message` with ECDSA-SHA256 under key `id` (`extra` appended: a slot) and checks
+    /// the signature with OpenSSL under the public key `pem`; an error says what failed.
+    pub fn ecdsa_verified(
+        &self,
+        id: &str,
+        pem: &str,
+        message: &[u8],
+        extra: &[&str],
+    ) -> Result<(), String> {
+        let dir = self.scratch();
+        let tag: String = extra.concat();
+        let input = dir.join(format!("message-{id}{tag}.txt"));
+        let output = dir.join(format!("message-{id}{tag}.sig"));
+        std::fs::write(&input, message).unwrap();
+        let _ = std::fs::remove_file(&output);
+        let (input, output) = (input.to_str().unwrap(), output.to_str().unwrap());
+        let mut args = vec!["--signature-format", "openssl"];
+        args.extend_from_slice(extra);
+        let out = self.try_sign(id, "ECDSA-SHA256", input, output, &args);
+        if !out.status.success() {
+            return Err(format!("signing failed: {}", text(&out)));
+        }
+        if !crate::verifies_sha256(pem, output, input) {
+            return Err("the signature does not verify".into());
+        }
+        Ok(())
+    }
+
     /// `pkcs11-tool --read-object --type KIND --id ID --output-file OUTPUT` (`kind`: pubkey,
     /// cert), asserting success.
     pub fn read_object(&self, kind: &str, id: &str, output: &str) {

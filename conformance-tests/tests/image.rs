@@ -5,10 +5,7 @@
 
 use std::process::Command;
 
-use conformance_tests::{
-    arg, ensure_image, initialize, openssl, text, verifies_sha256, wait_until, Container, Sandbox,
-    IMAGE,
-};
+use conformance_tests::{ensure_image, initialize, text, wait_until, Container, Sandbox, IMAGE};
 use vpcd_bridge::private_pcscd::is_root;
 
 /// The image's configuration as podman reports it.
@@ -50,13 +47,7 @@ fn the_image_serves_a_card_to_a_pcscd_outside_it() {
     };
     // The image's own command: its fleet file, one card at $VPCD.
     let container = start();
-    wait_until("the container's card to be present", || {
-        sandbox
-            .command("opensc-tool")
-            .args(["--reader", "0", "--atr"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    sandbox.wait_for_card(0);
     let health = sandbox.run_in_mounts(
         "/usr/bin/python3",
         &[
@@ -67,23 +58,10 @@ fn the_image_serves_a_card_to_a_pcscd_outside_it() {
     assert_eq!(text(&health), "ok: 1 cards\n", "{}", container.logs());
 
     initialize(&sandbox, Some("container"));
-    sandbox.generate_key_pair("EC:prime256v1", "01", &[]);
-    let dir = sandbox.scratch();
-    let (der, pem) = (arg(dir, "pub.der"), arg(dir, "pub.pem"));
-    sandbox.read_object("pubkey", "01", &der);
-    openssl(&[
-        "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
-    ]);
-    let (message, signature) = (arg(dir, "message.txt"), arg(dir, "message.sig"));
-    std::fs::write(&message, b"signed inside a container").unwrap();
-    sandbox.sign(
-        "01",
-        "ECDSA-SHA256",
-        &message,
-        &signature,
-        &["--signature-format", "openssl"],
-    );
-    assert!(verifies_sha256(&pem, &signature, &message));
+    let pem = sandbox.ec_p256_key("01", "container", &[]);
+    sandbox
+        .ecdsa_verified("01", &pem, b"signed inside a container", &[])
+        .unwrap();
 
     // SIGTERM: the card powers off and the server exits 0.
     assert_eq!(container.stop(20), 0, "{}", container.logs());
@@ -91,21 +69,13 @@ fn the_image_serves_a_card_to_a_pcscd_outside_it() {
     assert!(data.join("card.redb").exists());
 
     // A new container on the same volume is the same card: the key signs again.
-    let _again = start();
-    wait_until("the card to be back", || {
-        sandbox
-            .command("opensc-tool")
-            .args(["--reader", "0", "--atr"])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    // Ready when pcscd has powered it up on the new link: pcscd may still hold the first
+    // container's ATR, and the link then makes it see the card removed first.
+    let again = start();
+    wait_until("pcscd to power up the new container's card", || {
+        again.logs().contains("pcscd sees the card")
     });
-    std::fs::remove_file(&signature).unwrap();
-    sandbox.sign(
-        "01",
-        "ECDSA-SHA256",
-        &message,
-        &signature,
-        &["--signature-format", "openssl"],
-    );
-    assert!(verifies_sha256(&pem, &signature, &message));
+    sandbox
+        .ecdsa_verified("01", &pem, b"signed by the same card", &[])
+        .unwrap();
 }

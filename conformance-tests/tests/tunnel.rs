@@ -6,10 +6,7 @@
 
 use std::process::{Command, Stdio};
 
-use conformance_tests::{
-    arg, emulator_binary, host_address, initialize, openssl, text, verifies_sha256, wait_until,
-    Network,
-};
+use conformance_tests::{emulator_binary, host_address, initialize, text, wait_until, Network};
 use vpcd_bridge::private_pcscd::is_root;
 
 /// Whether a TCP connection from the server's namespace to `address:port` is accepted.
@@ -130,33 +127,13 @@ fn a_remote_vpcd_on_loopback_is_served_through_ssh_port_forwarding() {
         &server.join("serve.log"),
     );
     let host = &network.hosts[0];
-    wait_until("the card to arrive through the tunnel", || {
-        host.command("opensc-tool")
-            .args(["--reader", "0", "--atr"])
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    host.wait_for_card(0);
 
     // A key made and used through the tunnel, checked by OpenSSL.
     initialize(host, Some("tunnel"));
-    host.generate_key_pair("EC:prime256v1", "01", &[]);
-    let dir = host.scratch();
-    let (der, pem) = (arg(dir, "pub.der"), arg(dir, "pub.pem"));
-    host.read_object("pubkey", "01", &der);
-    openssl(&[
-        "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
-    ]);
-    let (message, signature) = (arg(dir, "m.txt"), arg(dir, "m.sig"));
-    std::fs::write(&message, b"signed through an SSH tunnel").unwrap();
-    host.sign(
-        "01",
-        "ECDSA-SHA256",
-        &message,
-        &signature,
-        &["--signature-format", "openssl"],
-    );
-    assert!(verifies_sha256(&pem, &signature, &message));
+    let pem = host.ec_p256_key("01", "tunnel", &[]);
+    host.ecdsa_verified("01", &pem, b"signed through an SSH tunnel", &[])
+        .unwrap();
 
     // The key may forward to slot 0 only: sshd refuses a channel to another port.
     let sshd_log = host.card_log(1);

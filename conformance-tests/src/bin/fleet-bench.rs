@@ -38,19 +38,11 @@ fn client(n: u32, ready: &Path, go: &Path) {
     pkcs11
         .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
-    // OpenSC may find no token at its first look while fifteen other clients start.
-    let mut looks = 0;
-    let slot = loop {
-        if let Some(&slot) = pkcs11.get_slots_with_token().unwrap().first() {
-            break slot;
-        }
-        looks += 1;
-        assert!(looks < 3000, "no card in this host's readers");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    if looks > 0 {
-        eprintln!("client: the token appeared after {looks} looks");
-    }
+    let slot = *pkcs11
+        .get_slots_with_token()
+        .unwrap()
+        .first()
+        .expect("a card in this host's first reader");
     let session = pkcs11.open_rw_session(slot).unwrap();
     session
         .login(UserType::User, Some(&AuthPin::from(PIN.to_string())))
@@ -176,6 +168,17 @@ fn main() {
             continue;
         }
 
+        // Each client's card powered up by its pcscd on this server's link: pcscd may still
+        // hold the previous server's ATR, and the link then makes it see the card removed
+        // first (vpcd_bridge::link::Stale).
+        wait_until("the clients' cards to be powered up", || {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            (0..HOSTS).all(|k| {
+                let name = format!("name=h{k}s0 ");
+                log.lines()
+                    .any(|l| l.contains(&name) && l.contains("pcscd sees the card"))
+            })
+        });
         // Sixteen clients, one per host, each on its host's first card.
         let dir = network.server_dir().to_path_buf();
         let go = dir.join("go");
