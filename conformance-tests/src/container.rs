@@ -9,14 +9,18 @@ use crate::text;
 /// The image `scripts/build-image` builds.
 pub const IMAGE: &str = "sc-hsm-emulator:latest";
 
+/// Whether podman has the image.
+pub fn image_exists() -> bool {
+    Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Builds the image unless it exists (`scripts/build-image` is what `scripts/test` runs first;
 /// this only covers a test run on its own).
 pub fn ensure_image() {
-    let exists = Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .status()
-        .is_ok_and(|s| s.success());
-    if exists {
+    if image_exists() {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image");
@@ -33,7 +37,7 @@ pub fn ensure_image() {
 /// limits), the runtime fails with "setrlimit: Operation not permitted". The container gets
 /// this process's own open-file limit and 4,096 processes. runc is preferred where installed:
 /// crun refuses hosts with hybrid cgroups ("cgroups in hybrid mode not supported").
-pub fn host_limits() -> Vec<String> {
+fn host_limits() -> Vec<String> {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let open_files = limits
         .lines()

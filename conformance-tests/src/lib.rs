@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub use container::{ensure_image, host_limits, Container, IMAGE};
+pub use container::{ensure_image, image_exists, Container, IMAGE};
 pub use network::{host_address, Network};
 pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;
 pub use tools::{
-    arg, field, initialize, offline, opensc_tool_responses, softhsm_token, text, SOFTHSM,
+    arg, field, http_get, initialize, offline, opensc_tool_responses, softhsm_token, text, SOFTHSM,
 };
 pub use wait::{wait_until, wait_until_or};
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output};
 
 use vpcd_bridge::private_pcscd::PrivatePcscd;
 
-use crate::{text, Sandbox};
+use crate::{text, wait_until, Sandbox};
 
 /// The hosts and the server namespace.
 pub struct Network {
@@ -50,30 +50,20 @@ impl Network {
 
     /// The veth pair between the server (`s<k>`) and host `k` (`eth0`), addressed and up.
     fn link(&self, k: usize) {
-        let server_ns = self.server.net_namespace();
-        let host_ns = self.hosts[k].net_namespace();
         let mut add = Command::new("ip");
         add.args(["link", "add", &format!("s{k}"), "netns"])
-            .arg(pid_of(&server_ns))
+            .arg(self.server.net_namespace())
             .args(["type", "veth", "peer", "name", "eth0", "netns"])
-            .arg(pid_of(&host_ns));
+            .arg(self.hosts[k].net_namespace());
         must(add, "ip link add (veth, needs root)");
-        let script = |dev: &str, address: String| {
+        let up = |dev: &str, address: &str| {
             format!("ip addr add {address}/30 dev {dev} && ip link set {dev} up")
         };
-        self.in_namespace(
-            &server_ns,
-            &script(&format!("s{k}"), format!("10.200.{k}.1")),
-        );
-        self.in_namespace(&host_ns, &script("eth0", host_address(k)));
-    }
-
-    fn in_namespace(&self, ns: &Path, script: &str) {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net={}", ns.display()))
-            .args(["sh", "-c", script]);
-        must(command, script);
+        let server_side = up(&format!("s{k}"), &format!("10.200.{k}.1"));
+        let mut command = self.server_command("sh");
+        command.args(["-c", &server_side]);
+        must(command, &server_side);
+        self.on_host(k, &up("eth0", &host_address(k)));
     }
 
     /// A command that runs in the server's namespaces (network and mount).
@@ -90,7 +80,7 @@ impl Network {
     }
 
     /// Starts `program args` in the server's namespaces, its output in `log`; it is killed
-    /// with the network. Returns its index for [`Network::kill`].
+    /// with the network. Returns its index for [`Network::signal`] and [`Network::wait`].
     pub fn spawn_on_server(&mut self, program: &Path, args: &[&str], log: &Path) -> usize {
         let file = std::fs::File::create(log).unwrap();
         let child = self
@@ -125,19 +115,26 @@ impl Network {
         self.processes[index].wait().unwrap()
     }
 
+    /// Waits until the server's log `log` says that pcscd has powered up each card of `names`
+    /// on its current link: only then is a card ready for clients. A card that comes back
+    /// before its pcscd noticed it leave looks present at once (pcscd keeps its ATR), then
+    /// drops out for a moment while its link makes pcscd see it removed
+    /// (`vpcd_bridge::link::Stale`).
+    pub fn wait_for_powered_up(log: &Path, names: &[String]) {
+        wait_until("pcscd to power up every card on its new link", || {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            names.iter().all(|name| {
+                let span = format!("name={name} ");
+                log.lines()
+                    .any(|l| l.contains(&span) && l.contains("pcscd sees the card"))
+            })
+        });
+    }
+
     /// A scratch directory of the server's, alive as long as the network.
     pub fn server_dir(&self) -> &Path {
         self.server.dir()
     }
-}
-
-/// The process behind a `/proc/PID/ns/net` path (what `ip link ... netns` takes).
-fn pid_of(ns: &Path) -> String {
-    ns.components()
-        .nth(2)
-        .and_then(|c| c.as_os_str().to_str())
-        .expect("a /proc/PID/ns/net path")
-        .to_string()
 }
 
 impl Drop for Network {

@@ -144,13 +144,15 @@ impl Sandbox {
         );
     }
 
-    /// Generates an EC P-256 key pair `id` (`extra` appended: a slot) and returns the path of
-    /// its public key as a PEM file in the scratch directory (`pub-ID-TAG.pem`).
-    pub fn ec_p256_key(&self, id: &str, tag: &str, extra: &[&str]) -> String {
-        self.generate_key_pair("EC:prime256v1", id, extra);
+    /// Exports the public key of key `id` (`extra` appended: a slot) through
+    /// `pkcs11-tool --read-object` into `NAME.der` in the scratch directory, converts it with
+    /// OpenSSL and returns the path of `NAME.pem`.
+    pub fn public_key_pem(&self, id: &str, name: &str, extra: &[&str]) -> String {
         let dir = self.scratch();
-        let der = dir.join(format!("pub-{id}-{tag}.der"));
-        let pem = dir.join(format!("pub-{id}-{tag}.pem"));
+        let (der, pem) = (
+            dir.join(format!("{name}.der")),
+            dir.join(format!("{name}.pem")),
+        );
         let (der, pem) = (der.to_str().unwrap(), pem.to_str().unwrap());
         let mut args = vec![
             "--read-object",
@@ -165,6 +167,13 @@ impl Sandbox {
         self.ok("pkcs11-tool", &args);
         crate::openssl(&["pkey", "-pubin", "-inform", "DER", "-in", der, "-out", pem]);
         pem.to_string()
+    }
+
+    /// Generates an EC P-256 key pair `id` (`extra` appended: a slot) and returns the path of
+    /// its public key as a PEM file in the scratch directory (`pub-ID-TAG.pem`).
+    pub fn ec_p256_key(&self, id: &str, tag: &str, extra: &[&str]) -> String {
+        self.generate_key_pair("EC:prime256v1", id, extra);
+        self.public_key_pem(id, &format!("pub-{id}-{tag}"), extra)
     }
 
     /// Signs `message` with ECDSA-SHA256 under key `id` (`extra` appended: a slot) and checks
@@ -245,6 +254,22 @@ impl Sandbox {
         }
         self.ok("pkcs11-tool", &args);
     }
+}
+
+/// GET `url` with Python's urllib, run by `python` (a `python3` command already placed in the
+/// namespace the server listens in, for example [`Sandbox::inside_command`]): the status code
+/// (0 when nothing answered) and the body.
+pub fn http_get(mut python: std::process::Command, url: &str) -> (u16, String) {
+    const SCRIPT: &str = "import sys, urllib.request, urllib.error\n\
+        try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10); code, body = r.status, r.read()\n\
+        except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
+        except OSError:\n    code, body = 0, b''\n\
+        print(code); print(body.decode(), end='')\n";
+    let out = python.args(["-c", SCRIPT, url]).output().unwrap();
+    assert!(out.status.success(), "GET {url}: {}", text(&out));
+    let all = String::from_utf8(out.stdout).unwrap();
+    let (code, body) = all.split_once('\n').unwrap_or((&all, ""));
+    (code.trim().parse().unwrap(), body.to_string())
 }
 
 /// stdout and stderr of a finished command, as text.

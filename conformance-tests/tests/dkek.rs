@@ -231,32 +231,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
     );
 
     // The copy (key reference 0A) signs; OpenSSL verifies with the original's public key.
-    let original = arg(dir, "original.der");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "0",
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            "10",
-            "--output-file",
-            &original,
-        ],
-    );
-    let original_pem = arg(dir, "original.pem");
-    openssl(&[
-        "pkey",
-        "-pubin",
-        "-inform",
-        "DER",
-        "-in",
-        &original,
-        "-out",
-        &original_pem,
-    ]);
+    let original_pem = sandbox.public_key_pem("10", "original", &["--slot-index", "0"]);
     let message = arg(dir, "message.txt");
     std::fs::write(&message, b"signed by the copy").unwrap();
     let signature = arg(dir, "copy.sig");
@@ -357,21 +332,7 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         &["--slot-index", "1"],
     );
     assert!(verifies_sha256(&original_pem, &sig_b, &message));
-    let ec_original = arg(dir, "ec-original.der");
-    sandbox.ok(
-        "pkcs11-tool",
-        &[
-            "--slot-index",
-            "0",
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            "11",
-            "--output-file",
-            &ec_original,
-        ],
-    );
+    let ec_pem = sandbox.public_key_pem("11", "ec-original", &["--slot-index", "0"]);
     let ec_sig = arg(dir, "ec.sig");
     sandbox.sign(
         "11",
@@ -380,17 +341,6 @@ fn key_backup_and_restore_as_on_the_wiki_and_cloning_to_a_second_card() {
         &ec_sig,
         &["--slot-index", "1", "--signature-format", "openssl"],
     );
-    let ec_pem = arg(dir, "ec-original.pem");
-    openssl(&[
-        "pkey",
-        "-pubin",
-        "-inform",
-        "DER",
-        "-in",
-        &ec_original,
-        "-out",
-        &ec_pem,
-    ]);
     assert!(verifies_sha256(&ec_pem, &ec_sig, &message));
 
     // Re-initialised with another DKEK, card B refuses the blob.

@@ -2,7 +2,7 @@
 //! process, a dead endpoint that stalls no other card, `/healthz` and `/metrics`, SIGHUP that
 //! changes only the cards that changed, a file with a mistake that changes nothing, SIGTERM.
 
-use conformance_tests::{emulator_binary, text, wait_until, Sandbox};
+use conformance_tests::{emulator_binary, http_get, wait_until, Sandbox};
 use vpcd_bridge::private_pcscd::vpcd_port;
 
 /// A fleet file with the given cards (name, vpcd slot or `None` for a dead endpoint).
@@ -22,19 +22,11 @@ fn config(cards: &[(&str, Option<u16>)]) -> String {
 }
 
 /// GET `path` from the server's listener (inside the sandbox's network namespace): status
-/// line and body.
+/// and body.
 fn get(sandbox: &Sandbox, path: &str) -> (String, String) {
-    let script = format!(
-        "import urllib.request, urllib.error\n\
-         try:\n    r = urllib.request.urlopen('http://127.0.0.1:9180{path}', timeout=10); code, body = r.status, r.read()\n\
-         except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
-         print(code); print(body.decode(), end='')\n"
-    );
-    let out = sandbox.run_in_mounts("/usr/bin/python3", &["-c", &script]);
-    assert!(out.status.success(), "GET {path}: {}", text(&out));
-    let all = String::from_utf8(out.stdout).unwrap();
-    let (status, body) = all.split_once('\n').unwrap();
-    (status.to_string(), body.to_string())
+    let python = sandbox.inside_command("/usr/bin/python3", &[]);
+    let (code, body) = http_get(python, &format!("http://127.0.0.1:9180{path}"));
+    (code.to_string(), body)
 }
 
 /// The value of metric `name` for card `card`.

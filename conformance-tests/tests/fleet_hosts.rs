@@ -9,7 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use conformance_tests::{emulator_binary, host_address, text, wait_until, Network, Sandbox, PIN};
+use conformance_tests::{
+    emulator_binary, host_address, http_get, text, wait_until, Network, Sandbox, PIN,
+};
 use vpcd_bridge::private_pcscd::{is_root, vpcd_port};
 
 const HOSTS: usize = 8;
@@ -34,22 +36,14 @@ fn fleet(skip: &[&str], extra: &str) -> String {
     out
 }
 
-fn present(host: &Sandbox, slot: u16) -> bool {
-    host.card_present(slot as u8)
-}
-
 /// GET /metrics from the server's listener.
 fn metrics(network: &Network) -> String {
-    let out = network
-        .server_command("/usr/bin/python3")
-        .args([
-            "-c",
-            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9180/metrics', timeout=10).read().decode(), end='')",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
+    let (code, body) = http_get(
+        network.server_command("/usr/bin/python3"),
+        "http://127.0.0.1:9180/metrics",
+    );
+    assert_eq!(code, 200, "{body}");
+    body
 }
 
 /// The metric line of `name` for card `card`: its labels and value.
@@ -126,7 +120,7 @@ fn sixteen_cards_on_eight_hosts_survive_a_pcscd_restart_a_server_kill_and_a_relo
     let mut server = serve(&mut network, 0);
     for host in &network.hosts {
         for slot in 0..2 {
-            wait_until("every card to be present", || present(host, slot));
+            wait_until("every card to be present", || host.card_present(slot));
         }
     }
     let keys: Vec<[String; 2]> = network
@@ -165,7 +159,7 @@ fn sixteen_cards_on_eight_hosts_survive_a_pcscd_restart_a_server_kill_and_a_relo
             victim.restart_pcscd();
             for slot in 0..2 {
                 wait_until("the restarted pcscd's cards to come back", || {
-                    present(victim, slot)
+                    victim.card_present(slot)
                 });
             }
             for slot in 0..2u16 {
@@ -222,7 +216,7 @@ fn sixteen_cards_on_eight_hosts_survive_a_pcscd_restart_a_server_kill_and_a_relo
         }
     }
     wait_until("the new card in host 7's slot 1", || {
-        present(&network.hosts[7], 1)
+        network.hosts[7].card_present(1)
     });
 
     // SIGKILL under load: every host writes data objects; the server dies in the middle.
@@ -260,17 +254,8 @@ fn sixteen_cards_on_eight_hosts_survive_a_pcscd_restart_a_server_kill_and_a_relo
     // before the kill looks present at once, then drops out for a moment while the link
     // makes pcscd see it removed (vpcd_bridge::link::Stale).
     let log = network.server_dir().join("serve-1.log");
-    wait_until(
-        "every card powered up by its pcscd after the restart",
-        || {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            (0..HOSTS).all(|k| {
-                let name = format!("name=h{k}s0 ");
-                log.lines()
-                    .any(|l| l.contains(&name) && l.contains("pcscd sees the card"))
-            })
-        },
-    );
+    let names: Vec<String> = (0..HOSTS).map(|k| format!("h{k}s0")).collect();
+    Network::wait_for_powered_up(&log, &names);
     for (k, host) in network.hosts.iter().enumerate() {
         let listed = host.run(
             "pkcs11-tool",

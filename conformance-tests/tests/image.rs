@@ -5,7 +5,9 @@
 
 use std::process::Command;
 
-use conformance_tests::{ensure_image, initialize, text, wait_until, Container, Sandbox, IMAGE};
+use conformance_tests::{
+    ensure_image, http_get, initialize, text, wait_until, Container, Sandbox, IMAGE,
+};
 use vpcd_bridge::private_pcscd::is_root;
 
 /// The image's configuration as podman reports it.
@@ -48,14 +50,14 @@ fn the_image_serves_a_card_to_a_pcscd_outside_it() {
     // The image's own command: its fleet file, one card at $VPCD.
     let container = start();
     sandbox.wait_for_card(0);
-    let health = sandbox.run_in_mounts(
-        "/usr/bin/python3",
-        &[
-            "-c",
-            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9180/healthz', timeout=10).read().decode(), end='')",
-        ],
+    let python = sandbox.inside_command("/usr/bin/python3", &[]);
+    let (code, body) = http_get(python, "http://127.0.0.1:9180/healthz");
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok: 1 cards\n"),
+        "{}",
+        container.logs()
     );
-    assert_eq!(text(&health), "ok: 1 cards\n", "{}", container.logs());
 
     initialize(&sandbox, Some("container"));
     let pem = sandbox.ec_p256_key("01", "container", &[]);

@@ -7,18 +7,12 @@ use conformance_tests::{
 
 /// Generates an RSA key of `bits` on the card with id `id` and exports its public key as PEM.
 fn keypair(sandbox: &Sandbox, bits: usize, id: &str) -> String {
-    let dir = sandbox.scratch();
     sandbox.generate_key_pair(
         &format!("rsa:{bits}"),
         id,
         &["--label", &format!("rsa{bits}")],
     );
-    let der = arg(dir, &format!("pub{id}.der"));
-    sandbox.read_object("pubkey", id, &der);
-    let pem = arg(dir, &format!("pub{id}.pem"));
-    openssl(&[
-        "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
-    ]);
+    let pem = sandbox.public_key_pem(id, &format!("pub{id}"), &[]);
     let text = openssl(&["pkey", "-pubin", "-in", &pem, "-noout", "-text"]);
     assert!(
         text.contains(&format!("Public-Key: ({bits} bit)")),

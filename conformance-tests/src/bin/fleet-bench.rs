@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use conformance_tests::{emulator_binary, host_address, text, wait_until, Network, PIN};
+use conformance_tests::{emulator_binary, host_address, http_get, text, wait_until, Network, PIN};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
@@ -112,9 +112,9 @@ fn main() {
         cards.is_multiple_of(HOSTS) && cards <= 256,
         "FLEET_CARDS: a multiple of 16, at most 256"
     );
-    let per_host = (cards / HOSTS) as u16;
+    let per_host = (cards / HOSTS) as u8;
 
-    let mut network = Network::new(HOSTS, per_host);
+    let mut network = Network::new(HOSTS, u16::from(per_host));
     let file = network.server_dir().join("fleet.toml");
     let mut config = String::from("http = \"127.0.0.1:9180\"\n");
     for k in 0..HOSTS {
@@ -122,27 +122,14 @@ fn main() {
             config.push_str(&format!(
                 "\n[[card]]\nname = \"h{k}s{j}\"\ndb = \"h{k}s{j}.redb\"\nvpcd = \"{}:{}\"\nprofile = \"initialized\"\n",
                 host_address(k),
-                vpcd_port(j)
+                vpcd_port(u16::from(j))
             ));
         }
     }
     std::fs::write(&file, config).unwrap();
     let healthy = |network: &Network| {
-        network
-            .server_command("/usr/bin/python3")
-            .args([
-                "-c",
-                "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9180/healthz', timeout=5)",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let present = |network: &Network, k: usize, slot: u16| {
-        network.hosts[k]
-            .command("opensc-tool")
-            .args(["--reader", &slot.to_string(), "--atr"])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        let python = network.server_command("/usr/bin/python3");
+        http_get(python, "http://127.0.0.1:9180/healthz").0 == 200
     };
     let mut figures = Vec::new();
     for round in ["new", "reopened"] {
@@ -157,7 +144,9 @@ fn main() {
         let to_healthy = started.elapsed();
         for k in 0..HOSTS {
             for slot in 0..per_host {
-                wait_until("every card to be present", || present(&network, k, slot));
+                wait_until("every card to be present", || {
+                    network.hosts[k].card_present(slot)
+                });
             }
         }
         let to_present = started.elapsed();
@@ -168,17 +157,9 @@ fn main() {
             continue;
         }
 
-        // Each client's card powered up by its pcscd on this server's link: pcscd may still
-        // hold the previous server's ATR, and the link then makes it see the card removed
-        // first (vpcd_bridge::link::Stale).
-        wait_until("the clients' cards to be powered up", || {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            (0..HOSTS).all(|k| {
-                let name = format!("name=h{k}s0 ");
-                log.lines()
-                    .any(|l| l.contains(&name) && l.contains("pcscd sees the card"))
-            })
-        });
+        // Each client's card powered up by its pcscd on this server's link.
+        let names: Vec<String> = (0..HOSTS).map(|k| format!("h{k}s0")).collect();
+        Network::wait_for_powered_up(&log, &names);
         // Sixteen clients, one per host, each on its host's first card.
         let dir = network.server_dir().to_path_buf();
         let go = dir.join("go");

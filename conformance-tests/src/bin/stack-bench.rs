@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use conformance_tests::{emulator_binary, softhsm_token, Container, Sandbox, IMAGE, PIN, SOFTHSM};
+use conformance_tests::{
+    emulator_binary, image_exists, softhsm_token, Container, Sandbox, PIN, SOFTHSM,
+};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
@@ -62,11 +64,7 @@ fn trivial_card(endpoint: &str) {
 /// Mean GET CHALLENGE round trips of the plain binary's card (slot 0) and of a card served by
 /// the container image (slot 2), measured one after the other; `None` without the image.
 fn image_cost(sandbox: &Sandbox, select: &[u8]) -> Option<(Duration, Duration)> {
-    let exists = Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !vpcd_bridge::private_pcscd::is_root() || !exists {
+    if !vpcd_bridge::private_pcscd::is_root() || !image_exists() {
         return None;
     }
     let _container = Container::start(
