@@ -146,8 +146,13 @@ impl Sandbox {
 
     /// Exports the public key of key `id` (`extra` appended: a slot) through
     /// `pkcs11-tool --read-object` into `NAME.der` in the scratch directory, converts it with
-    /// OpenSSL and returns the path of `NAME.pem`.
-    pub fn public_key_pem(&self, id: &str, name: &str, extra: &[&str]) -> String {
+    /// OpenSSL and returns the path of `NAME.pem`; pkcs11-tool's output when it fails.
+    pub fn try_public_key_pem(
+        &self,
+        id: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<String, Output> {
         let dir = self.scratch();
         let (der, pem) = (
             dir.join(format!("{name}.der")),
@@ -164,9 +169,18 @@ impl Sandbox {
             der,
         ];
         args.extend_from_slice(extra);
-        self.ok("pkcs11-tool", &args);
+        let read = self.run("pkcs11-tool", &args);
+        if !read.status.success() {
+            return Err(read);
+        }
         crate::openssl(&["pkey", "-pubin", "-inform", "DER", "-in", der, "-out", pem]);
-        pem.to_string()
+        Ok(pem.to_string())
+    }
+
+    /// As [`Sandbox::try_public_key_pem`], asserting success.
+    pub fn public_key_pem(&self, id: &str, name: &str, extra: &[&str]) -> String {
+        self.try_public_key_pem(id, name, extra)
+            .unwrap_or_else(|out| panic!("exporting the public key {id}: {}", text(&out)))
     }
 
     /// Generates an EC P-256 key pair `id` (`extra` appended: a slot) and returns the path of

@@ -21,54 +21,39 @@ const CURVES: [&str; 12] = [
 /// Generates an EC key on `curve` with id `id`; returns its public key as PEM.
 fn keypair(sandbox: &Sandbox, curve: &str, id: &str, label: &str) -> String {
     sandbox.generate_key_pair(&format!("EC:{curve}"), id, &["--label", label]);
-    let dir = sandbox.scratch();
-    let der = arg(dir, &format!("ec{id}.der"));
-    let pem = arg(dir, &format!("ec{id}.pem"));
-    let read = sandbox.run(
-        "pkcs11-tool",
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "--output-file",
-            &der,
-        ],
-    );
-    if read.status.success() {
-        openssl(&[
-            "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
-        ]);
-    } else {
-        // pkcs11-tool 0.23 cannot export EC public keys of 192 and 384 bits with OpenSSL 3
-        // ("cannot create EVP_PKEY"): a host bug, seen with SoftHSM2 just the same. The same
-        // public key object is exported by pkcs15-tool instead. Later releases must export it.
-        let message = conformance_tests::text(&read);
-        assert!(
-            !opensc().at_least(0, 24),
-            "{}: --read-object of the {curve} public key failed: {message}",
-            opensc().name()
-        );
-        opensc().note(&format!(
-            "pkcs11-tool --read-object cannot export the {curve} public key (host bug fixed \
-             in 0.24); read with pkcs15-tool --read-public-key instead"
-        ));
-        assert!(message.contains("cannot create EVP_PKEY"), "{message}");
-        assert!(
-            matches!(
-                curve,
-                "secp192r1" | "secp192k1" | "brainpoolP192r1" | "secp384r1" | "brainpoolP384r1"
-            ),
-            "{curve}: {message}"
-        );
-        let exported = sandbox.ok("pkcs15-tool", &["--read-public-key", id]);
-        let start = exported
-            .find("-----BEGIN PUBLIC KEY-----")
-            .expect("PEM public key");
-        std::fs::write(&pem, &exported[start..]).unwrap();
+    match sandbox.try_public_key_pem(id, &format!("ec{id}"), &[]) {
+        Ok(pem) => pem,
+        Err(read) => {
+            // pkcs11-tool 0.23 cannot export EC public keys of 192 and 384 bits with OpenSSL 3
+            // ("cannot create EVP_PKEY"): a host bug, seen with SoftHSM2 just the same. The same
+            // public key object is exported by pkcs15-tool instead. Later releases must export it.
+            let message = conformance_tests::text(&read);
+            assert!(
+                !opensc().at_least(0, 24),
+                "{}: --read-object of the {curve} public key failed: {message}",
+                opensc().name()
+            );
+            opensc().note(&format!(
+                "pkcs11-tool --read-object cannot export the {curve} public key (host bug fixed \
+                 in 0.24); read with pkcs15-tool --read-public-key instead"
+            ));
+            assert!(message.contains("cannot create EVP_PKEY"), "{message}");
+            assert!(
+                matches!(
+                    curve,
+                    "secp192r1" | "secp192k1" | "brainpoolP192r1" | "secp384r1" | "brainpoolP384r1"
+                ),
+                "{curve}: {message}"
+            );
+            let exported = sandbox.ok("pkcs15-tool", &["--read-public-key", id]);
+            let start = exported
+                .find("-----BEGIN PUBLIC KEY-----")
+                .expect("PEM public key");
+            let pem = arg(sandbox.scratch(), &format!("ec{id}.pem"));
+            std::fs::write(&pem, &exported[start..]).unwrap();
+            pem
+        }
     }
-    pem
 }
 
 /// Signs `input` with `mechanism` through pkcs11-tool (DER output); `false` if OpenSC failed.
