@@ -126,7 +126,7 @@ impl Network {
             names.iter().all(|name| {
                 let span = format!("name={name} ");
                 log.lines()
-                    .any(|l| l.contains(&span) && l.contains("pcscd sees the card"))
+                    .any(|l| l.contains(&span) && l.contains("pcscd powered the card up"))
             })
         });
     }

@@ -75,7 +75,7 @@ fn the_image_serves_a_card_to_a_pcscd_outside_it() {
     // container's ATR, and the link then makes it see the card removed first.
     let again = start();
     wait_until("pcscd to power up the new container's card", || {
-        again.logs().contains("pcscd sees the card")
+        again.logs().contains("pcscd powered the card up")
     });
     sandbox
         .ecdsa_verified("01", &pem, b"signed by the same card", &[])

@@ -216,7 +216,7 @@ fn start(spec: CardSpec, pki: Option<PathBuf>) -> Worker {
             &mut card,
             &spec.vpcd,
             shutdown,
-            || tracing::info!("pcscd sees the card"),
+            || tracing::info!("pcscd powered the card up"),
             &shared.link,
         ));
         shared.open.store(false, Ordering::Relaxed);
