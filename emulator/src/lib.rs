@@ -24,6 +24,7 @@ pub mod tools;
 
 pub use apdu::Status;
 pub use applet::{AID, VERSION};
+pub use card::trace::{TraceEvent, Tracer};
 pub use card::{Card, ATR};
 pub use limits::Limits;
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

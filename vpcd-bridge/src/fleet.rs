@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use emulator::tools::admin::InitOptions;
-use emulator::tools::trace::TraceEvent;
+use emulator::TraceEvent;
 use vpcd_bridge::link::LinkStats;
 
 use crate::fleet_config::{CardSpec, FleetConfig, NewCard};

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use emulator::tools::admin::InitOptions;
-use emulator::tools::trace::{TraceEvent, Tracer};
 use emulator::Limits;
+use emulator::{TraceEvent, Tracer};
 use vpcd_bridge::Endpoint;
 
 use crate::cli::{Making, Profile, RunArgs};

@@ -1,8 +1,9 @@
 //! SIGN, DECIPHER and CIPHER SYMMETRIC: a key of the card used under its policy.
 
+use super::command::KeyOperation;
 use crate::apdu::{Response, Status};
 use crate::card::Card;
-use crate::crypto::{self, Algorithm, CryptoError};
+use crate::crypto::{self, CryptoError};
 use crate::model::key::{KeyRecord, DEVICE_KEY_ID};
 use crate::model::objects::Access;
 use crate::model::Change;
@@ -25,8 +26,7 @@ impl Card {
     pub(super) fn use_key(
         &mut self,
         key_id: u8,
-        algorithm_id: u8,
-        algorithm: Option<Algorithm>,
+        operation: KeyOperation,
         input: &[u8],
     ) -> Result<Response, Status> {
         self.session.require(Access::UserPin)?;
@@ -34,8 +34,8 @@ impl Card {
             return Err(Status::FunctionNotSupported);
         }
         let key = self.state.keys.get(&key_id).ok_or(Status::NotFound)?;
-        let algorithm = algorithm.ok_or(Status::FunctionNotSupported)?;
-        permits(key, algorithm_id)?;
+        let algorithm = operation.algorithm.ok_or(Status::FunctionNotSupported)?;
+        permits(key, operation.id)?;
         if input.is_empty() && !algorithm.accepts_empty_input() {
             return Err(Status::WrongLength);
         }

@@ -35,7 +35,6 @@ mod symmetric;
 
 use crate::apdu::{Response, Status};
 use crate::card::Card;
-use crate::crypto::Algorithm;
 use command::Request;
 
 /// The application identifier `E8 2B 06 01 04 01 81 C3 1F 02 01`.
@@ -83,22 +82,22 @@ pub(crate) fn dispatch(card: &mut Card, request: Request<'_>) -> Result<Response
         } => card.generate_key_pair(key_id, signer, data),
         Request::Sign {
             key_id,
-            algorithm,
+            operation,
             data,
-        } => card.use_key(key_id, algorithm, Algorithm::for_sign(algorithm), data),
+        } => card.use_key(key_id, operation, data),
         Request::Decipher {
             key_id,
-            algorithm,
+            operation,
             data,
-        } => card.use_key(key_id, algorithm, Algorithm::for_decipher(algorithm), data),
+        } => card.use_key(key_id, operation, data),
         Request::GenerateSymmetricKey { key_id, size, data } => {
             card.generate_symmetric_key(key_id, size, data)
         }
         Request::CipherSymmetric {
             key_id,
-            algorithm,
+            operation,
             data,
-        } => card.use_key(key_id, algorithm, Algorithm::for_cipher(algorithm), data),
+        } => card.use_key(key_id, operation, data),
         Request::DeriveEcKey {
             source,
             target,

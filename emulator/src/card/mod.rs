@@ -6,7 +6,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::apdu::layer::{Incoming, Layer};
 use crate::apdu::secure_messaging::Channel;
 use crate::apdu::{Command, Response, Status};
-use crate::applet::command::{self, Request};
+use crate::applet::command::{self, describe::describe, Request};
 use crate::applet::session::Session;
 use crate::applet::{self};
 use crate::crypto::rng::{self, CardRng, SeededRng};
@@ -14,7 +14,10 @@ use crate::limits::Limits;
 use crate::model::pki::Pki;
 use crate::model::{identity, key, objects, Batch, CardState, Change, FileEntry};
 use crate::store::{Store, StoreError};
-use crate::tools::trace::{self, TraceEvent, Tracer};
+
+pub mod trace;
+
+use trace::{TraceEvent, Tracer};
 
 /// ATR of the contact SmartCard-HSM; OpenSC and CardContact's module bind by it.
 pub const ATR: [u8; 24] = [
@@ -257,7 +260,7 @@ impl Card {
                 let response = match Request::parse(&command) {
                     Ok(request) => {
                         if self.tracer.is_some() {
-                            parameters = trace::describe(&request);
+                            parameters = describe(&request);
                             if protected {
                                 parameters.push_str(" [secure messaging]");
                             }
