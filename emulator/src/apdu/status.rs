@@ -1,7 +1,15 @@
 //! ISO 7816-4 status words, as the SmartCard-HSM uses them.
 //!
 //! Every failure inside the card ends as one of these variants; the conversion to the two
-//! bytes on the wire happens in exactly one place ([`Status::sw`]).
+//! bytes on the wire happens in exactly one place ([`Status::sw`]), and the errors of the
+//! card's parts (cryptography, the wrapped-key blob, secure messaging, the store) become status
+//! words in one place too: the `From` conversions at the end of this file.
+
+use crate::apdu::secure_messaging::SmError;
+use crate::crypto::ec::EcError;
+use crate::crypto::keyblob::BlobError;
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
 
 /// A status word the card can answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +149,50 @@ impl std::fmt::Display for Status {
     }
 }
 
+// Errors as status words: every error type of the card's parts, here and nowhere else.
+
+impl From<CryptoError> for Status {
+    fn from(e: CryptoError) -> Status {
+        match e {
+            CryptoError::WrongKeyType => Status::FunctionNotSupported,
+            CryptoError::WrongLength => Status::WrongLength,
+            CryptoError::BadInput => Status::IncorrectData,
+        }
+    }
+}
+
+/// A point not on the curve, a scalar out of range: input that does not fit the key.
+impl From<EcError> for Status {
+    fn from(_: EcError) -> Status {
+        Status::IncorrectData
+    }
+}
+
+/// A blob for another DKEK, damaged, or not a key is refused alike; a key the card cannot hold
+/// is not supported.
+impl From<BlobError> for Status {
+    fn from(e: BlobError) -> Status {
+        match e {
+            BlobError::Rejected => Status::IncorrectData,
+            BlobError::Unsupported => Status::FunctionNotSupported,
+        }
+    }
+}
+
+/// A protected command that does not verify or decode (the channel ends with it).
+impl From<SmError> for Status {
+    fn from(_: SmError) -> Status {
+        Status::SmDataObjectsIncorrect
+    }
+}
+
+/// A commit that failed: nothing changed (a full disk, a damaged file).
+impl From<StoreError> for Status {
+    fn from(_: StoreError) -> Status {
+        Status::MemoryFailure
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +228,24 @@ mod tests {
             (Status::WrongOffset, 0x6B00),
             (Status::InsNotSupported, 0x6D00),
             (Status::ClaNotSupported, 0x6E00),
+        ];
+        for (status, code) in table {
+            assert_eq!(status.code(), *code, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn errors_of_the_parts_as_status_words() {
+        let table: &[(Status, u16)] = &[
+            (CryptoError::WrongKeyType.into(), 0x6A81),
+            (CryptoError::WrongLength.into(), 0x6700),
+            (CryptoError::BadInput.into(), 0x6A80),
+            (EcError.into(), 0x6A80),
+            (BlobError::Rejected.into(), 0x6A80),
+            (BlobError::Unsupported.into(), 0x6A81),
+            (SmError::BadMac.into(), 0x6988),
+            (SmError::Malformed.into(), 0x6988),
+            (StoreError::Io("disk full".into()).into(), 0x6581),
         ];
         for (status, code) in table {
             assert_eq!(status.code(), *code, "{status:?}");

@@ -4,7 +4,7 @@
 
 use crate::apdu::{Response, Status};
 use crate::card::Card;
-use crate::crypto::keyblob::{self, BlobError, KeyEncryptionKeys};
+use crate::crypto::keyblob::{self, KeyEncryptionKeys};
 use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{Access, EF_STAGING};
@@ -70,10 +70,7 @@ impl Card {
             .iter()
             .find(|(_, keys)| blob.get(..8) == Some(&keys.kcv()[..]))
             .ok_or(Status::IncorrectData)?;
-        let mut key = keyblob::unwrap(keys, blob).map_err(|e| match e {
-            BlobError::Rejected => Status::IncorrectData,
-            BlobError::Unsupported => Status::FunctionNotSupported,
-        })?;
+        let mut key = keyblob::unwrap(keys, blob)?;
         key.policy.domain = (*kd != 0).then_some(*kd);
         self.limits
             .admit(&self.state, 1, 1, stored_len(&key) + OBJECT_OVERHEAD)?;

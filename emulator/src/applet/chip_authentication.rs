@@ -71,9 +71,7 @@ impl Card {
         let KeyMaterial::Ec { curve, scalar } = &device.material else {
             return Err(Status::ConditionsNotSatisfied);
         };
-        let shared = curve
-            .ecdh(scalar, ephemeral)
-            .map_err(|_| Status::IncorrectData)?;
+        let shared = curve.ecdh(scalar, ephemeral)?;
         let secret = Zeroizing::new(shared[1..1 + curve.field_len()].to_vec());
         let mut nonce = [0u8; 8];
         self.rng.fill_bytes(&mut nonce);

@@ -151,9 +151,7 @@ impl Card {
         if peer_curve != curve {
             return Err(Status::IncorrectData);
         }
-        let shared = curve
-            .ecdh(scalar, point)
-            .map_err(|_| Status::IncorrectData)?;
+        let shared = curve.ecdh(scalar, point)?;
         // The x coordinate of 04 ‖ X ‖ Y.
         let x = &shared[1..1 + curve.field_len()];
         let mut digest = Sha256::new();

@@ -168,8 +168,7 @@ impl Card {
 
         let mut key = match request.spec {
             KeySpec::Rsa { bits, exponent } => {
-                KeyRecord::generate_rsa(bits, exponent, &mut *self.rng)
-                    .map_err(|_| Status::IncorrectData)?
+                KeyRecord::generate_rsa(bits, exponent, &mut *self.rng)?
             }
             KeySpec::Ec(curve) => KeyRecord::generate_ec(curve, &mut *self.rng),
         };
@@ -259,7 +258,7 @@ impl Card {
                 cvc::rsa_public_key(fields.oid, &n, &e)
             }
             KeyMaterial::Ec { curve, .. } => {
-                let point = key.ec_public_point().map_err(|_| Status::IncorrectData)?;
+                let point = key.ec_public_point()?;
                 cvc::ec_public_key(fields.oid, &point, Some(&curve.domain()))
             }
             KeyMaterial::Aes(_) => return Err(Status::FunctionNotSupported),
@@ -273,11 +272,9 @@ impl Card {
         .encode();
         let inner = self.self_signature(key, fields.algorithm, &body)?;
         let signer = self.state.keys.get(&signer).ok_or(Status::NotFound)?;
-        // An outer signer that cannot sign (not an EC key) refuses the command.
+        // An outer signer that cannot sign (not an EC key) refuses the command (`6A81`).
         cvc::authenticated_request(&body, &inner, outer_car, |signed| {
-            signer
-                .sign_ecdsa_sha256_plain(signed)
-                .map_err(|_| Status::FunctionNotSupported)
+            Ok(signer.sign_ecdsa_sha256_plain(signed)?)
         })
     }
 
@@ -298,7 +295,7 @@ impl Card {
             (KeyMaterial::Ec { curve, scalar }, TaAlgorithm::Ecdsa(hash)) => curve
                 .sign_prehash(scalar, &hash.digest(body))
                 .map(|(r, s)| [r, s].concat())
-                .map_err(|_| CryptoError::BadInput),
+                .map_err(CryptoError::from),
             _ => Err(CryptoError::WrongKeyType),
         };
         Ok(signature?)

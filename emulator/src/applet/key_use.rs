@@ -3,20 +3,10 @@
 use super::command::KeyOperation;
 use crate::apdu::{Response, Status};
 use crate::card::Card;
-use crate::crypto::{self, CryptoError};
+use crate::crypto;
 use crate::model::key::{KeyRecord, DEVICE_KEY_ID};
 use crate::model::objects::Access;
 use crate::model::Change;
-
-impl From<CryptoError> for Status {
-    fn from(e: CryptoError) -> Status {
-        match e {
-            CryptoError::WrongKeyType => Status::FunctionNotSupported,
-            CryptoError::WrongLength => Status::WrongLength,
-            CryptoError::BadInput => Status::IncorrectData,
-        }
-    }
-}
 
 impl Card {
     /// SIGN (`80 68`), DECIPHER (`80 62`) and CIPHER SYMMETRIC (`80 78`): checks login, key,

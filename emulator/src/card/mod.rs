@@ -244,7 +244,7 @@ impl Card {
                 Err(error) => {
                     tracing::debug!(?error, "secure messaging refused; channel ended");
                     self.end_channel();
-                    return Response::from(Status::SmDataObjectsIncorrect).to_bytes();
+                    return Response::from(Status::from(error)).to_bytes();
                 }
             }
         } else {
@@ -319,7 +319,7 @@ impl Card {
     pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), Status> {
         if let Err(e) = self.store.commit(&batch) {
             tracing::error!(error = %e, "commit failed; command refused with 6581");
-            return Err(Status::MemoryFailure);
+            return Err(e.into());
         }
         for change in batch {
             self.state.apply(change);

@@ -103,6 +103,13 @@ pub enum CryptoError {
     BadInput,
 }
 
+/// A curve refused a scalar or a point: input that does not fit the key.
+impl From<ec::EcError> for CryptoError {
+    fn from(_: ec::EcError) -> CryptoError {
+        CryptoError::BadInput
+    }
+}
+
 /// Runs `algorithm` with `key` on `input`.
 pub fn perform(
     key: &KeyMaterial,

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::ec::Curve;
 use crate::crypto::rng::{Adapter, CardRng};
+use crate::crypto::CryptoError;
 
 /// Key id of the device authentication key (`CC00`).
 pub const DEVICE_KEY_ID: u8 = 0x00;
@@ -91,10 +92,6 @@ impl PartialEq for KeyRecord {
 
 impl Eq for KeyRecord {}
 
-/// The stored bytes do not form a usable key, or an operation's input does not fit the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidKey;
-
 impl KeyRecord {
     /// Generates an EC key.
     pub fn generate_ec(curve: Curve, rng: &mut dyn CardRng) -> KeyRecord {
@@ -112,13 +109,13 @@ impl KeyRecord {
         bits: usize,
         exponent: &[u8],
         rng: &mut dyn CardRng,
-    ) -> Result<KeyRecord, InvalidKey> {
+    ) -> Result<KeyRecord, CryptoError> {
         let key = rsa::PrivateKey::new_with_exp(
             &mut Adapter(rng),
             bits,
             crate::crypto::rsa::boxed(exponent),
         )
-        .map_err(|_| InvalidKey)?;
+        .map_err(|_| CryptoError::BadInput)?;
         Ok(KeyRecord {
             material: KeyMaterial::Rsa(Box::new(key)),
             policy: KeyPolicy::default(),
@@ -126,9 +123,9 @@ impl KeyRecord {
     }
 
     /// Generates an AES key of `len` bytes (16, 24 or 32).
-    pub fn generate_aes(len: usize, rng: &mut dyn CardRng) -> Result<KeyRecord, InvalidKey> {
+    pub fn generate_aes(len: usize, rng: &mut dyn CardRng) -> Result<KeyRecord, CryptoError> {
         if !crate::crypto::aes::KEY_LENGTHS.contains(&len) {
-            return Err(InvalidKey);
+            return Err(CryptoError::WrongLength);
         }
         let mut key = Zeroizing::new(vec![0u8; len]);
         rng.fill_bytes(&mut key);
@@ -139,23 +136,21 @@ impl KeyRecord {
     }
 
     /// The uncompressed public point `04 X Y` of an EC key.
-    pub fn ec_public_point(&self) -> Result<Vec<u8>, InvalidKey> {
+    pub fn ec_public_point(&self) -> Result<Vec<u8>, CryptoError> {
         match &self.material {
-            KeyMaterial::Ec { curve, scalar } => curve.public_point(scalar).map_err(|_| InvalidKey),
-            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(InvalidKey),
+            KeyMaterial::Ec { curve, scalar } => Ok(curve.public_point(scalar)?),
+            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(CryptoError::WrongKeyType),
         }
     }
 
     /// ECDSA with SHA-256 over `message`, as the plain `r || s` CV certificates carry.
-    pub fn sign_ecdsa_sha256_plain(&self, message: &[u8]) -> Result<Vec<u8>, InvalidKey> {
+    pub fn sign_ecdsa_sha256_plain(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match &self.material {
             KeyMaterial::Ec { curve, scalar } => {
-                let (r, s) = curve
-                    .sign_prehash(scalar, &Sha256::digest(message))
-                    .map_err(|_| InvalidKey)?;
+                let (r, s) = curve.sign_prehash(scalar, &Sha256::digest(message))?;
                 Ok([r, s].concat())
             }
-            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(InvalidKey),
+            KeyMaterial::Rsa(_) | KeyMaterial::Aes(_) => Err(CryptoError::WrongKeyType),
         }
     }
 }
