@@ -31,6 +31,12 @@ pub enum SmError {
     BadMac,
 }
 
+/// The session keys chip authentication agreed: Kenc and Kmac.
+pub struct SessionKeys {
+    pub enc: Zeroizing<[u8; 16]>,
+    pub mac: Zeroizing<[u8; 16]>,
+}
+
 /// The session keys and counter of one secure channel.
 pub struct Channel {
     enc: Zeroizing<[u8; 16]>,
@@ -53,8 +59,12 @@ fn unpad(data: &[u8]) -> Option<&[u8]> {
 
 impl Channel {
     /// A channel with the session keys chip authentication derived; SSC 0.
-    pub fn new(enc: Zeroizing<[u8; 16]>, mac: Zeroizing<[u8; 16]>) -> Channel {
-        Channel { enc, mac, ssc: 0 }
+    pub fn new(keys: SessionKeys) -> Channel {
+        Channel {
+            enc: keys.enc,
+            mac: keys.mac,
+            ssc: 0,
+        }
     }
 
     fn ssc_block(&self) -> [u8; 16] {
@@ -167,7 +177,10 @@ mod tests {
     fn channel() -> Channel {
         let enc: [u8; 16] = std::array::from_fn(|i| i as u8);
         let mac: [u8; 16] = std::array::from_fn(|i| 16 + i as u8);
-        Channel::new(Zeroizing::new(enc), Zeroizing::new(mac))
+        Channel::new(SessionKeys {
+            enc: Zeroizing::new(enc),
+            mac: Zeroizing::new(mac),
+        })
     }
 
     fn command(text: &str) -> Command {

@@ -1,42 +1,13 @@
-//! VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and GET CHALLENGE.
-//!
-//! Anti-tearing: every PIN comparison first commits the retry counter one lower, then
-//! compares, then (if right) commits it back to its maximum. A power cut in between costs
-//! the try, as on a real card.
+//! VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and GET CHALLENGE. Every PIN comparison
+//! pays for its try first ([`super::pins`]).
 
 use super::command::Unblock;
+use super::Applet;
 use crate::apdu::{Response, Status};
-use crate::card::Card;
 use crate::model::pin::{PinRecord, PinRef, SO_PIN_LENGTH, USER_PIN_LENGTHS};
 use crate::model::{Change, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN};
 
-impl Card {
-    fn pin_record(&self, which: PinRef) -> Result<PinRecord, Status> {
-        self.state
-            .pin(which)
-            .cloned()
-            .ok_or(Status::ReferencedDataNotFound)
-    }
-
-    /// Compares `candidate` with PIN `which`, paying for the try before comparing.
-    ///
-    /// Returns the record with its counter reset when right (not yet committed, so the caller
-    /// can commit it with its own changes); `63Cx`/`6983` when wrong or blocked.
-    pub(super) fn check_pin(&mut self, which: PinRef, value: &[u8]) -> Result<PinRecord, Status> {
-        let record = self.pin_record(which)?;
-        if record.is_blocked() {
-            return Err(Status::AuthenticationBlocked);
-        }
-        let charged = record.with_try_used();
-        self.commit(vec![Change::Pin(which, Some(charged.clone()))])?;
-        if record.matches(value) {
-            Ok(charged.with_counter_reset())
-        } else {
-            self.session.set_verified(which, false);
-            Err(Status::PinTriesLeft(charged.tries_left))
-        }
-    }
-
+impl Applet {
     pub(super) fn verify(
         &mut self,
         which: PinRef,
@@ -67,6 +38,7 @@ impl Card {
         if which == PinRef::User
             && !record.is_blocked()
             && self
+                .session
                 .session_pin
                 .as_deref()
                 .is_some_and(|p| crate::crypto::constant_time_eq(p, candidate))
@@ -151,12 +123,5 @@ impl Card {
         // EXTERNAL AUTHENTICATE answers the latest challenge, once.
         self.session.challenge = Some(challenge.clone());
         Response::ok(challenge)
-    }
-
-    /// A fresh salt for a PIN digest.
-    pub(super) fn salt(&mut self) -> [u8; 16] {
-        let mut salt = [0u8; 16];
-        self.rng.fill_bytes(&mut salt);
-        salt
     }
 }

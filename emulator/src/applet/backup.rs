@@ -2,8 +2,8 @@
 //! wrapped under the DKEK of its own domain; a blob is unwrapped into the domain whose DKEK
 //! has the blob's KCV.
 
+use super::Applet;
 use crate::apdu::{Response, Status};
-use crate::card::Card;
 use crate::crypto::keyblob::{self, KeyEncryptionKeys};
 use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
@@ -11,7 +11,7 @@ use crate::model::objects::{Access, EF_STAGING};
 use crate::model::Change;
 use crate::store::record::stored_len;
 
-impl Card {
+impl Applet {
     /// The wrapping keys of domain `kd`, once its DKEK is complete (`6A88` otherwise).
     fn key_encryption_keys(&self, kd: u8) -> Result<KeyEncryptionKeys, Status> {
         self.state

@@ -16,9 +16,9 @@
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
-use crate::apdu::secure_messaging::Channel;
+use super::Applet;
+use crate::apdu::secure_messaging::SessionKeys;
 use crate::apdu::{tlv, Response, Status};
-use crate::card::Card;
 use crate::crypto::aes;
 use crate::model::key::{KeyMaterial, DEVICE_KEY_ID};
 use crate::model::pin::PinRef;
@@ -43,7 +43,7 @@ fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> Zeroizing<[u8; 16]>
     out
 }
 
-impl Card {
+impl Applet {
     /// MSE SET `41 A4`: only id-CA-ECDH-AES-CBC-CMAC-128 is offered (`6A80` for another).
     pub(super) fn select_chip_authentication(
         &mut self,
@@ -57,9 +57,12 @@ impl Card {
     }
 
     /// GENERAL AUTHENTICATE: `6985` without MSE SET `41 A4` first, `6A80` for a point that
-    /// is not on the device key's curve. Answers `7C { 81 nonce, 82 token }`; the channel
-    /// opens once the answer is out.
-    pub(super) fn general_authenticate(&mut self, ephemeral: &[u8]) -> Result<Response, Status> {
+    /// is not on the device key's curve. Answers `7C { 81 nonce, 82 token }` and the session
+    /// keys, with which the card opens the channel once the answer is out.
+    pub(super) fn general_authenticate(
+        &mut self,
+        ephemeral: &[u8],
+    ) -> Result<(Response, SessionKeys), Status> {
         if !std::mem::take(&mut self.session.chip_authentication) {
             return Err(Status::ConditionsNotSatisfied);
         }
@@ -75,21 +78,22 @@ impl Card {
         let secret = Zeroizing::new(shared[1..1 + curve.field_len()].to_vec());
         let mut nonce = [0u8; 8];
         self.rng.fill_bytes(&mut nonce);
-        let enc = session_key(&secret, &nonce, 1);
-        let mac = session_key(&secret, &nonce, 2);
+        let keys = SessionKeys {
+            enc: session_key(&secret, &nonce, 1),
+            mac: session_key(&secret, &nonce, 2),
+        };
         let mut public_key = tlv::encode(0x06, OID_CA_ECDH_AES_CBC_CMAC_128);
         tlv::write(&mut public_key, 0x86, ephemeral);
-        let token = aes::cmac(&*mac, &tlv::encode(0x7F49, &public_key)).expect("16-byte key");
-        self.next_channel = Some(Channel::new(enc, mac));
+        let token = aes::cmac(&*keys.mac, &tlv::encode(0x7F49, &public_key)).expect("16-byte key");
         let mut answer = tlv::encode(0x81, &nonce);
         tlv::write(&mut answer, 0x82, &token[..8]);
-        Ok(Response::ok(tlv::encode(0x7C, &answer)))
+        Ok((Response::ok(tlv::encode(0x7C, &answer)), keys))
     }
 
     /// GENERATE SESSION PIN: `6982` outside a secure channel or before VERIFY of the user
     /// PIN (in the channel), `6A81` on a card initialised without option `0004`.
     pub(super) fn generate_session_pin(&mut self) -> Result<Response, Status> {
-        if self.channel.is_none() || !self.session.is_verified(PinRef::User) {
+        if !self.session.secure_channel || !self.session.is_verified(PinRef::User) {
             return Err(Status::SecurityStatusNotSatisfied);
         }
         if self.state.options() & OPTION_SESSION_PIN == 0 {
@@ -98,7 +102,7 @@ impl Card {
         let mut pin = Zeroizing::new(vec![0u8; SESSION_PIN_LEN]);
         self.rng.fill_bytes(&mut pin);
         let answer = pin.to_vec();
-        self.session_pin = Some(pin);
+        self.session.session_pin = Some(pin);
         Ok(Response::ok(answer))
     }
 }

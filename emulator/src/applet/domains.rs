@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::command::DomainAction;
+use super::Applet;
 use crate::apdu::{Response, Status};
-use crate::card::Card;
 use crate::model::dkek::Dkek;
 use crate::model::key::KeyMaterial;
 use crate::model::objects::Access;
@@ -33,7 +33,7 @@ use crate::model::Change;
 /// The answer of a domain whose slot is empty: total, missing and KCV all zero.
 const EMPTY_STATUS: [u8; 10] = [0; 10];
 
-impl Card {
+impl Applet {
     /// MANAGE KEY DOMAIN: one `action` on key domain `kd`.
     pub(super) fn manage_key_domain(
         &mut self,
@@ -164,18 +164,6 @@ impl Card {
         };
         self.commit(vec![Change::Domain(kd, agreed)])?;
         Ok(Response::empty())
-    }
-
-    /// A DKEK that waits for `shares` shares, or one the card generates (`0`).
-    pub(super) fn new_dkek(&mut self, shares: u8) -> Dkek {
-        match shares {
-            0 => {
-                let mut value = Zeroizing::new([0u8; 32]);
-                self.rng.fill_bytes(&mut value[..]);
-                Dkek::Ready { total: 0, value }
-            }
-            n => Dkek::awaiting(n),
-        }
     }
 
     /// Whether any key of the card belongs to domain `kd`.

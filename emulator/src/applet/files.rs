@@ -1,9 +1,9 @@
 //! SELECT, READ BINARY, UPDATE BINARY, DELETE FILE, ENUMERATE OBJECTS.
 
 use super::command::{SelectAnswer, Target};
+use super::Applet;
 use super::{AID, VERSION};
 use crate::apdu::{tlv, Response, Status};
-use crate::card::Card;
 use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{self, Access};
@@ -12,7 +12,7 @@ use crate::model::{Change, FileEntry};
 /// Card type byte of tag 85: any value but 00/01 makes OpenSC say plain "SmartCard-HSM".
 const CARD_TYPE: u8 = 0x02;
 
-impl Card {
+impl Applet {
     fn resolve(&self, target: Target) -> Result<u16, Status> {
         match target {
             Target::File(fid) => Ok(fid),

@@ -2,12 +2,13 @@
 //! carries a key's public half out of the card (GENERATE answers one; UNWRAP KEY makes one for
 //! the imported key).
 
+use super::cv_requests::RequestFields;
+use super::keys::{after_one_use, permits, policy_tags};
+use super::Applet;
 use crate::apdu::{tlv, Response, Status};
-use crate::card::Card;
-use crate::crypto::cvc::{self, RequestBody, TaAlgorithm};
+use crate::crypto::cvc::{self, TaAlgorithm};
 use crate::crypto::ec::Curve;
-use crate::crypto::hash::Hash;
-use crate::crypto::{rsa, CryptoError};
+use crate::crypto::rsa;
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord, DEVICE_KEY_ID};
 use crate::model::objects;
 use crate::model::{Change, FileEntry};
@@ -32,16 +33,6 @@ struct KeyGenRequest<'a> {
     outer_car: Option<&'a [u8]>,
     spec: KeySpec<'a>,
     policy: KeyPolicy,
-}
-
-/// The fields of a CV request body besides the public key, and the algorithm of its OID.
-#[derive(Debug)]
-pub(super) struct RequestFields<'a> {
-    pub profile: &'a [u8],
-    pub car: Option<&'a [u8]>,
-    pub chr: &'a [u8],
-    pub oid: &'a [u8],
-    pub algorithm: TaAlgorithm,
 }
 
 impl<'a> KeyGenRequest<'a> {
@@ -101,53 +92,7 @@ impl<'a> KeyGenRequest<'a> {
     }
 }
 
-/// The policy tags that follow a key generation request: `90` use counter (4 bytes), `91`
-/// allowed algorithms, `92` key domain, `93` wrapping key (1 byte each).
-pub(super) fn policy_tags(tlvs: &[tlv::Tlv<'_>]) -> Result<KeyPolicy, Status> {
-    let find = |tag: u16| tlvs.iter().find(|t| t.tag == tag).map(|t| t.value);
-    let byte = |tag: u16| match find(tag) {
-        Some([b]) => Ok(Some(*b)),
-        Some(_) => Err(Status::IncorrectData),
-        None => Ok(None),
-    };
-    Ok(KeyPolicy {
-        uses_left: match find(0x90) {
-            Some(v) => Some(u32::from_be_bytes(
-                v.try_into().map_err(|_| Status::IncorrectData)?,
-            )),
-            None => None,
-        },
-        algorithms: match find(0x91) {
-            Some([]) => return Err(Status::IncorrectData),
-            list => list.map(<[u8]>::to_vec),
-        },
-        domain: byte(0x92)?,
-        wrapping_key: byte(0x93)?,
-    })
-}
-
-impl Card {
-    /// The checks before a key is made in `key_id` (generated, derived or unwrapped): never
-    /// in the device key's reference (`6A86`), and only with the user PIN verified.
-    pub(super) fn require_key_slot(&self, key_id: u8) -> Result<(), Status> {
-        if key_id == DEVICE_KEY_ID {
-            return Err(Status::IncorrectP1P2);
-        }
-        self.session.require(objects::Access::UserPin)
-    }
-
-    /// Whether keys may be generated into `policy`'s key domain: domain 0 always, another
-    /// one once MANAGE KEY DOMAIN created it (`6A88` otherwise).
-    pub(super) fn check_domain(&self, policy: &KeyPolicy) -> Result<(), Status> {
-        match policy.domain {
-            None | Some(0) => Ok(()),
-            Some(kd) => match self.state.domain(kd) {
-                Some(d) if !matches!(d, crate::model::dkek::Dkek::Absent) => Ok(()),
-                _ => Err(Status::ReferencedDataNotFound),
-            },
-        }
-    }
-
+impl Applet {
     /// GENERATE ASYMMETRIC KEY PAIR: a new key in `CCxx`, answered (and stored in `CExx`) as
     /// an authenticated CV request: self-signed by the new key, signed by the device key
     /// (P2 `00`) or by the EC key P2 names.
@@ -206,101 +151,6 @@ impl Card {
         }
     }
 
-    /// The card holder reference of the device certificate.
-    pub(super) fn device_chr(&self) -> Result<&str, Status> {
-        self.state
-            .identity
-            .as_ref()
-            .map(|i| i.device_chr.as_str())
-            .ok_or(Status::ReferencedDataNotFound)
-    }
-
-    /// The fields of a request for an imported key: the device as CAR, the CHR made of the
-    /// serial and the key id, SHA-256 signature algorithms. A secret (AES) key has no public
-    /// half: nothing.
-    pub(super) fn attest(&mut self, key_id: u8, key: &KeyRecord) -> Result<Vec<u8>, Status> {
-        if matches!(key.material, KeyMaterial::Aes(_)) {
-            return Ok(Vec::new());
-        }
-        let device_chr = self.device_chr()?.to_string();
-        let chr = format!("{}{key_id:05}", self.serial());
-        let (oid, algorithm) = match &key.material {
-            KeyMaterial::Rsa(_) => (
-                cvc::OID_TA_RSA_V15_SHA256,
-                TaAlgorithm::RsaPkcs1(Hash::Sha256),
-            ),
-            KeyMaterial::Ec { .. } | KeyMaterial::Aes(_) => {
-                (cvc::OID_TA_ECDSA_SHA256, TaAlgorithm::Ecdsa(Hash::Sha256))
-            }
-        };
-        let fields = RequestFields {
-            profile: &[0x00],
-            car: Some(device_chr.as_bytes()),
-            chr: chr.as_bytes(),
-            oid,
-            algorithm,
-        };
-        self.cv_request(key, &fields, device_chr.as_bytes(), DEVICE_KEY_ID)
-    }
-
-    /// An authenticated CV request for `key`: the body with its public key, self-signed by
-    /// `key`, signed under `outer_car` by key `signer` of the card.
-    fn cv_request(
-        &mut self,
-        key: &KeyRecord,
-        fields: &RequestFields<'_>,
-        outer_car: &[u8],
-        signer: u8,
-    ) -> Result<Vec<u8>, Status> {
-        let public_key = match &key.material {
-            KeyMaterial::Rsa(rsa_key) => {
-                let (n, e) = rsa::public_parts(rsa_key);
-                cvc::rsa_public_key(fields.oid, &n, &e)
-            }
-            KeyMaterial::Ec { curve, .. } => {
-                let point = key.ec_public_point()?;
-                cvc::ec_public_key(fields.oid, &point, Some(&curve.domain()))
-            }
-            KeyMaterial::Aes(_) => return Err(Status::FunctionNotSupported),
-        };
-        let body = RequestBody {
-            profile: fields.profile,
-            car: fields.car,
-            public_key: &public_key,
-            chr: fields.chr,
-        }
-        .encode();
-        let inner = self.self_signature(key, fields.algorithm, &body)?;
-        let signer = self.state.keys.get(&signer).ok_or(Status::NotFound)?;
-        // An outer signer that cannot sign (not an EC key) refuses the command (`6A81`).
-        cvc::authenticated_request(&body, &inner, outer_car, |signed| {
-            Ok(signer.sign_ecdsa_sha256_plain(signed)?)
-        })
-    }
-
-    /// The new key's signature over its own request body, with the algorithm of the OID.
-    fn self_signature(
-        &mut self,
-        key: &KeyRecord,
-        algorithm: TaAlgorithm,
-        body: &[u8],
-    ) -> Result<Vec<u8>, Status> {
-        let signature = match (&key.material, algorithm) {
-            (KeyMaterial::Rsa(k), TaAlgorithm::RsaPkcs1(hash)) => {
-                rsa::pkcs1_sign_message(k, hash, body)
-            }
-            (KeyMaterial::Rsa(k), TaAlgorithm::RsaPss(hash)) => {
-                rsa::pss_sign_message(k, hash, body, &mut *self.rng)
-            }
-            (KeyMaterial::Ec { curve, scalar }, TaAlgorithm::Ecdsa(hash)) => curve
-                .sign_prehash(scalar, &hash.digest(body))
-                .map(|(r, s)| [r, s].concat())
-                .map_err(CryptoError::from),
-            _ => Err(CryptoError::WrongKeyType),
-        };
-        Ok(signature?)
-    }
-
     /// DERIVE EC KEY: a new EC key `target` with d' = d + scalar mod n from key `source`,
     /// on the same curve, in the same domain and with the same algorithm list; it counts as
     /// one use of the source key. The new key gets no `CExx`: the host writes its
@@ -323,7 +173,7 @@ impl Card {
         if algorithm != ALGORITHM_EC_DERIVE {
             return Err(Status::FunctionNotSupported);
         }
-        super::key_use::permits(key, algorithm)?;
+        permits(key, algorithm)?;
         if scalar.len() > curve.order_len() {
             return Err(Status::WrongLength);
         }
@@ -341,7 +191,7 @@ impl Card {
                 ..key.policy.clone()
             },
         };
-        let counted_source = super::key_use::after_one_use(key);
+        let counted_source = after_one_use(key);
         self.limits.admit(
             &self.state,
             1,

@@ -3,9 +3,9 @@
 //! device key and its certificates erased. Without data, `80 50 00 00` reads the card's
 //! configuration and version.
 
+use super::Applet;
 use super::VERSION;
 use crate::apdu::{tlv, Response, Status};
-use crate::card::Card;
 use crate::model::dkek::Dkek;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::EF_DEVICE_CERTIFICATES;
@@ -68,7 +68,7 @@ impl<'a> InitParams<'a> {
     }
 }
 
-impl Card {
+impl Applet {
     /// INITIALIZE DEVICE: sets PINs and options and erases every object but the device key
     /// and its certificates. A first initialisation sets the SO-PIN; later ones must present
     /// it (a wrong one costs an SO try).
@@ -112,12 +112,12 @@ impl Card {
                 .map(Change::DeleteKey),
         );
         self.commit(batch)?;
-        self.session_pin = None;
+        self.session.session_pin = None;
         self.session.select_application(self.state.user_rule());
         // The session that initialised the card is the user's until the next SELECT: the
         // host writes EF.TokenInfo right after initialisation, before any key is registered.
         self.session.set_verified(PinRef::User, true);
-        self.session.pka_quorum = true;
+        self.session.keys_by_initialize = true;
         Ok(Response::empty())
     }
 

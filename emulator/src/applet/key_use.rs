@@ -1,14 +1,15 @@
 //! SIGN, DECIPHER and CIPHER SYMMETRIC: a key of the card used under its policy.
 
 use super::command::KeyOperation;
+use super::keys::{after_one_use, permits};
+use super::Applet;
 use crate::apdu::{Response, Status};
-use crate::card::Card;
 use crate::crypto;
-use crate::model::key::{KeyRecord, DEVICE_KEY_ID};
+use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::Access;
 use crate::model::Change;
 
-impl Card {
+impl Applet {
     /// SIGN (`80 68`), DECIPHER (`80 62`) and CIPHER SYMMETRIC (`80 78`): checks login, key,
     /// policy and input, performs the operation, and commits a usage counter before the
     /// result leaves the card. An algorithm the key's list (tag 91) does not name answers
@@ -35,24 +36,4 @@ impl Card {
         }
         Ok(Response::ok(output))
     }
-}
-
-/// Whether `key`'s policy lets it run `algorithm` once more: `6984` when its use counter is
-/// spent, `6A81` when its algorithm list (tag 91) does not name `algorithm`.
-pub(super) fn permits(key: &KeyRecord, algorithm: u8) -> Result<(), Status> {
-    if key.policy.uses_left == Some(0) {
-        return Err(Status::ReferenceDataNotUsable);
-    }
-    if !key.policy.allows(algorithm) {
-        return Err(Status::FunctionNotSupported);
-    }
-    Ok(())
-}
-
-/// `key` with one use charged, if it counts its uses (`None`: nothing to store).
-pub(super) fn after_one_use(key: &KeyRecord) -> Option<KeyRecord> {
-    let n = key.policy.uses_left?;
-    let mut counted = key.clone();
-    counted.policy.uses_left = Some(n.saturating_sub(1));
-    Some(counted)
 }

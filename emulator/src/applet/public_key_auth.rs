@@ -9,14 +9,14 @@
 //! must verify with the custodian's device key, which PSO VERIFY CERTIFICATE admitted from a
 //! chain of this card's PKI (or a real card's), and MSE SET `81 B6` selected.
 
+use super::Applet;
 use crate::apdu::{Response, Status};
-use crate::card::Card;
 use crate::crypto::cvc::CvKey;
 use crate::model::objects::{Access, EF_STAGING};
 use crate::model::pka::{Pka, RegisteredKey};
 use crate::model::Change;
 
-impl Card {
+impl Applet {
     /// The configuration; `6D00` on a card initialised without public-key authentication
     /// (what OpenSC reports as "Card not initialized for public key registration").
     fn pka(&self) -> Result<&Pka, Status> {
@@ -83,9 +83,9 @@ impl Card {
         let mut authenticated = self.session.pka_authenticated.clone();
         authenticated.remove(&slot);
         let status = next.status(authenticated.len()).to_vec();
-        let required = usize::from(next.required);
         self.commit(vec![Change::Pka(Some(next))])?;
-        self.session.pka_quorum &= authenticated.len() >= required;
+        // From the first registration on, the keys count, not INITIALIZE.
+        self.session.keys_by_initialize = false;
         self.session.pka_authenticated = authenticated;
         Ok(Response::ok(status))
     }
@@ -113,19 +113,13 @@ impl Card {
         };
         let registered = pka.keys.get(&slot).ok_or(Status::ReferencedDataNotFound)?;
         let key = CvKey::parse(&registered.public_key, None).ok_or(Status::IncorrectData)?;
-        let device_chr = self
-            .state
-            .identity
-            .as_ref()
-            .map(|i| i.device_chr.as_bytes())
-            .unwrap_or_default();
-        let message = [device_chr, &challenge].concat();
+        let message = [self.device_chr()?.as_bytes(), &challenge].concat();
         if !key.verifies(&message, signature) {
             return Err(Status::VerificationFailed);
         }
-        let required = usize::from(pka.required);
         self.session.pka_authenticated.insert(slot);
-        self.session.pka_quorum = self.session.pka_authenticated.len() >= required;
+        // From the first authentication on, the keys count, not INITIALIZE.
+        self.session.keys_by_initialize = false;
         Ok(Response::empty())
     }
 }

@@ -1,11 +1,15 @@
-//! The application's volatile state, and the one access check every handler asks.
+//! The application's volatile state, all of it, and the one access check every handler asks.
 //!
 //! What is here is lost on power off, power on and reset; selecting the application drops the
-//! security status too (OpenSC's logout relies on that).
+//! security status too (OpenSC's logout relies on that), and so does a secure channel that
+//! opens or ends (PIN and key authentications are bound to the side of the channel they were
+//! made on).
 
 use std::collections::BTreeSet;
 
-use super::certificates::TrustedKey;
+use zeroize::Zeroizing;
+
+use super::trust::TrustedKey;
 use crate::apdu::Status;
 use crate::model::objects::Access;
 use crate::model::pin::PinRef;
@@ -33,10 +37,16 @@ pub(crate) struct Session {
     pub challenge: Option<Vec<u8>>,
     /// Slots of the registered keys that authenticated.
     pub pka_authenticated: BTreeSet<u8>,
-    /// Whether as many keys authenticated as the card requires.
-    pub pka_quorum: bool,
+    /// INITIALIZE DEVICE stands for the key quorum in the session that ran it (the host writes
+    /// EF.TokenInfo before any key is registered), until the next SELECT or the first
+    /// registration or EXTERNAL AUTHENTICATE, from which on the keys count.
+    pub keys_by_initialize: bool,
     /// MSE SET `41 A4` chose chip authentication, for the next GENERAL AUTHENTICATE.
     pub chip_authentication: bool,
+    /// Whether a secure channel is open (commands arrive protected): the card says so.
+    pub secure_channel: bool,
+    /// The session PIN GENERATE SESSION PIN made (until reset, power off or INITIALIZE).
+    pub session_pin: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl Session {
@@ -54,9 +64,14 @@ impl Session {
     fn user_authenticated(&self) -> bool {
         match self.user_rule {
             UserRule::Pin => self.user_verified,
-            UserRule::PinOrKeys => self.user_verified || self.pka_quorum,
-            UserRule::PinAndKeys => self.user_verified && self.pka_quorum,
+            UserRule::PinOrKeys { required } => self.user_verified || self.key_quorum(required),
+            UserRule::PinAndKeys { required } => self.user_verified && self.key_quorum(required),
         }
+    }
+
+    /// Whether `required` registered keys authenticated (or INITIALIZE stands for them).
+    fn key_quorum(&self, required: u8) -> bool {
+        self.keys_by_initialize || self.pka_authenticated.len() >= usize::from(required)
     }
 
     pub fn is_verified(&self, pin: PinRef) -> bool {
@@ -74,22 +89,26 @@ impl Session {
     }
 
     /// A secure channel opened or ended: the PIN and key authentications were bound to the
-    /// channel before, so they go; the selection stays.
-    pub fn drop_security(&mut self) {
+    /// other side of it, so they go; the selection and the session PIN stay.
+    pub fn secure_channel_changed(&mut self, open: bool) {
         *self = Session {
             applet_selected: self.applet_selected,
             current_ef: self.current_ef,
             user_rule: self.user_rule,
+            session_pin: self.session_pin.take(),
+            secure_channel: open,
             ..Session::default()
         };
     }
 
     /// SELECT of the application: selected, no current EF, every security status and
-    /// verified key dropped.
+    /// verified key dropped; the secure channel and the session PIN stay.
     pub fn select_application(&mut self, user_rule: UserRule) {
         *self = Session {
             applet_selected: true,
             user_rule,
+            session_pin: self.session_pin.take(),
+            secure_channel: self.secure_channel,
             ..Session::default()
         };
     }

@@ -1,17 +1,17 @@
 //! GENERATE SYMMETRIC KEY (`00 48`): a new AES key in the key reference space of RSA and EC
 //! keys, with the policy tags of GENERATE ASYMMETRIC (`90` counter, `91` algorithms, `92`
 //! domain, `93` wrapping key). CIPHER SYMMETRIC (`80 78`) uses it through
-//! [`Card::use_key`](super::key_use), like SIGN and DECIPHER.
+//! [`Applet::use_key`](super::key_use), like SIGN and DECIPHER.
 
-use super::generation::policy_tags;
+use super::keys::policy_tags;
+use super::Applet;
 use crate::apdu::{tlv, Response, Status};
-use crate::card::Card;
 use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::KeyRecord;
 use crate::model::Change;
 use crate::store::record::stored_len;
 
-impl Card {
+impl Applet {
     /// GENERATE SYMMETRIC KEY: an AES key of `size` bytes as key `key_id` (replacing a key
     /// of that id, as GENERATE ASYMMETRIC does). Answers no data: an AES key has no public
     /// half.

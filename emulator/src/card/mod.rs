@@ -1,18 +1,23 @@
-//! The card as a whole: its persistent state (with the store that keeps it), its volatile
-//! session, and the path of every APDU: parse, APDU layer, application, answer.
+//! The card at its transport edge: what a reader sees. [`Card::transmit`] takes the bytes of
+//! one command APDU and returns the bytes of the answer; [`Card::power_on`],
+//! [`Card::power_off`] and [`Card::reset`] are the contact events. Here an APDU is parsed,
+//! unwrapped from secure messaging, put together across a chain (the APDU layer), parsed into a
+//! request and handed to the application ([`Applet`]); its answer is cut to Le (the rest
+//! waits for GET RESPONSE), traced, and wrapped again. The application never sees any of
+//! this: it gets a request and gives an answer (and, once, the keys of a secure channel to
+//! open).
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use crate::apdu::layer::{Incoming, Layer};
 use crate::apdu::secure_messaging::Channel;
 use crate::apdu::{Command, Response, Status};
 use crate::applet::command::{self, describe::describe, Request};
-use crate::applet::session::Session;
-use crate::applet::{self};
-use crate::crypto::rng::{self, CardRng, SeededRng};
+use crate::applet::{Applet, Effect, Outcome};
+use crate::crypto::rng::CardRng;
 use crate::limits::Limits;
 use crate::model::pki::Pki;
-use crate::model::{identity, key, objects, Batch, CardState, Change, FileEntry};
+use crate::model::CardState;
 use crate::store::{Store, StoreError};
 
 pub mod trace;
@@ -27,19 +32,11 @@ pub const ATR: [u8; 24] = [
 
 /// One emulated SmartCard-HSM.
 pub struct Card {
-    pub(crate) state: CardState,
-    tracer: Option<Tracer>,
-    pub(crate) limits: Limits,
-    store: Box<dyn Store>,
-    pub(crate) rng: Box<dyn CardRng>,
-    pub(crate) session: Session,
+    app: Applet,
     layer: Layer,
     /// The secure channel chip authentication opened, if any.
-    pub(crate) channel: Option<Channel>,
-    /// A channel GENERAL AUTHENTICATE just agreed, opened once its answer is out.
-    pub(crate) next_channel: Option<Channel>,
-    /// The session PIN GENERATE SESSION PIN made (until reset or power off).
-    pub(crate) session_pin: Option<Zeroizing<Vec<u8>>>,
+    channel: Option<Channel>,
+    tracer: Option<Tracer>,
 }
 
 impl Card {
@@ -61,98 +58,25 @@ impl Card {
     /// Opens the card kept in `store`, seeded or not; a new card is made under `pki` (without
     /// one: the seed's PKI, or one made for this card alone).
     pub fn open_issued(
-        mut store: Box<dyn Store>,
+        store: Box<dyn Store>,
         seed: Option<u64>,
         pki: Option<&Pki>,
     ) -> Result<Card, StoreError> {
-        let state = store.load()?;
-        let Some(seed) = seed else {
-            if let Some((seed, _)) = state.seed {
-                return Err(StoreError::Refused(format!(
-                    "this card was made with --seed {seed} (deterministic, insecure): pass --seed {seed} to use it"
-                )));
-            }
-            return Card::make(store, rng::system(), pki);
-        };
-        let boot = match (state.identity.is_some(), state.seed) {
-            (false, _) => 0,
-            (true, Some((stored, boots))) if stored == seed => boots + 1,
-            (true, Some((stored, _))) => {
-                return Err(StoreError::Refused(format!(
-                    "this card was made with --seed {stored}, not {seed}"
-                )))
-            }
-            (true, None) => {
-                return Err(StoreError::Refused(
-                    "this card was not made with --seed; it cannot be opened with one".into(),
-                ))
-            }
-        };
-        store.commit(&[Change::Seed(seed, boot)])?;
-        tracing::warn!(
-            seed,
-            boot,
-            "deterministic card (--seed): its keys are predictable, for tests only"
-        );
-        // Only a card still to be made needs the seed's PKI.
-        let derived = (pki.is_none() && state.identity.is_none()).then(|| Pki::from_seed(seed));
-        let rng = Box::new(SeededRng::new(seed, boot));
-        Card::make(store, rng, pki.or(derived.as_ref()))
+        Applet::open_issued(store, seed, pki).map(Card::around)
     }
 
     /// As [`Card::open`], drawing randomness from `rng`.
     pub fn open_with_rng(store: Box<dyn Store>, rng: Box<dyn CardRng>) -> Result<Card, StoreError> {
-        Card::make(store, rng, None)
+        Applet::open(store, rng, None).map(Card::around)
     }
 
-    /// Opens the card in `store`, manufacturing it under `pki` (or a PKI of its own) if the
-    /// store is new.
-    fn make(
-        mut store: Box<dyn Store>,
-        rng: Box<dyn CardRng>,
-        pki: Option<&Pki>,
-    ) -> Result<Card, StoreError> {
-        let state = store.load()?;
-        let mut card = Card {
-            state,
-            tracer: None,
-            limits: Limits::default(),
-            store,
-            rng,
-            session: Session::default(),
+    fn around(app: Applet) -> Card {
+        Card {
+            app,
             layer: Layer::default(),
             channel: None,
-            next_channel: None,
-            session_pin: None,
-        };
-        if card.state.identity.is_none() {
-            let own;
-            let pki = match pki {
-                Some(pki) => pki,
-                None => {
-                    own = Pki::generate(&mut *card.rng);
-                    &own
-                }
-            };
-            let made = identity::manufacture(&mut *card.rng, pki);
-            let batch = vec![
-                Change::Identity(made.identity),
-                Change::PutFile(
-                    objects::EF_DEVICE_CERTIFICATES,
-                    FileEntry {
-                        seq: 0,
-                        data: made.device_certificates,
-                    },
-                ),
-                Change::PutKey(key::DEVICE_KEY_ID, made.device_key),
-            ];
-            card.store.commit(&batch)?;
-            for change in batch {
-                card.state.apply(change);
-            }
-            tracing::info!(serial = card.serial(), "manufactured a new card");
+            tracer: None,
         }
-        Ok(card)
     }
 
     /// Calls `tracer` after every exchange with a [`TraceEvent`] (`None` stops tracing).
@@ -162,18 +86,18 @@ impl Card {
 
     /// The capacity limits in force.
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.app.limits()
     }
 
     /// The same card with other capacity limits.
     pub fn with_limits(mut self, limits: Limits) -> Card {
-        self.limits = limits;
+        self.app.set_limits(limits);
         self
     }
 
     /// The serial number middleware shows (device CHR minus its last five characters).
     pub fn serial(&self) -> &str {
-        self.state.identity.as_ref().map_or("", |i| i.serial())
+        self.app.serial()
     }
 
     /// The answer to reset.
@@ -197,18 +121,16 @@ impl Card {
     }
 
     fn forget_session(&mut self) {
-        self.session = Session::default();
+        self.app.power_cycle();
         self.layer.clear();
         self.channel = None;
-        self.next_channel = None;
-        self.session_pin = None;
     }
 
     /// The first plain command (or a refused protected one) ends the secure channel, and the
     /// authentications made in it.
     fn end_channel(&mut self) {
         if self.channel.take().is_some() {
-            self.session.drop_security();
+            self.app.secure_channel(false);
             tracing::debug!("secure channel ended");
         }
     }
@@ -254,10 +176,11 @@ impl Card {
         let (lc, le) = (command.data.len(), command.le);
         let name = command::name_of(command.ins);
         let mut parameters = String::new();
+        let mut effect = None;
         let response = match self.layer.receive(command) {
             Incoming::Answered(response) => response,
             Incoming::Complete(mut command) => {
-                let response = match Request::parse(&command) {
+                let outcome = match Request::parse(&command) {
                     Ok(request) => {
                         if self.tracer.is_some() {
                             parameters = describe(&request);
@@ -265,11 +188,12 @@ impl Card {
                                 parameters.push_str(" [secure messaging]");
                             }
                         }
-                        applet::dispatch(self, request).unwrap_or_else(Response::from)
+                        self.app.dispatch(request)
                     }
-                    Err(status) => status.into(),
+                    Err(status) => Outcome::from(Response::from(status)),
                 };
-                let response = self.layer.respond(command.ne(), response);
+                effect = outcome.effect;
+                let response = self.layer.respond(command.ne(), outcome.response);
                 // Command data may hold a PIN or a DKEK share: wipe it.
                 command.data.zeroize();
                 response
@@ -307,28 +231,33 @@ impl Card {
             }
             _ => response.to_bytes(),
         };
-        if let Some(channel) = self.next_channel.take() {
-            self.channel = Some(channel);
-            self.session.drop_security();
+        match effect {
+            Some(Effect::OpenSecureChannel(keys)) => {
+                self.channel = Some(Channel::new(keys));
+                self.app.secure_channel(true);
+            }
+            None => {}
         }
         answer
     }
 
-    /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the
-    /// command answers `6581`.
-    pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), Status> {
-        if let Err(e) = self.store.commit(&batch) {
-            tracing::error!(error = %e, "commit failed; command refused with 6581");
-            return Err(e.into());
-        }
-        for change in batch {
-            self.state.apply(change);
-        }
-        Ok(())
-    }
-
     /// Read-only view of the persistent state (status tools, tests).
     pub fn state(&self) -> &CardState {
-        &self.state
+        self.app.state()
+    }
+
+    /// The application inside (unit tests look at its session).
+    #[cfg(test)]
+    pub(crate) fn applet(&self) -> &Applet {
+        &self.app
+    }
+
+    /// Whether the session counts as the user's (the test kit's invariants ask).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn user_authenticated(&self) -> bool {
+        self.app.user_authenticated()
     }
 }
+
+#[cfg(test)]
+mod tests;

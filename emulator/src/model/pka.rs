@@ -35,18 +35,22 @@ pub enum UserRule {
     /// The user PIN (no public-key authentication configured).
     #[default]
     Pin,
-    /// The user PIN or a quorum of public keys.
-    PinOrKeys,
-    /// The user PIN and a quorum of public keys (option `0010`).
-    PinAndKeys,
+    /// The user PIN or a quorum of `required` public keys.
+    PinOrKeys { required: u8 },
+    /// The user PIN and a quorum of `required` public keys (option `0010`).
+    PinAndKeys { required: u8 },
 }
 
 impl UserRule {
     pub fn of(pka: Option<&Pka>, options: u16) -> UserRule {
         match pka {
             None => UserRule::Pin,
-            Some(_) if options & OPTION_PKA_AND_PIN != 0 => UserRule::PinAndKeys,
-            Some(_) => UserRule::PinOrKeys,
+            Some(pka) if options & OPTION_PKA_AND_PIN != 0 => UserRule::PinAndKeys {
+                required: pka.required,
+            },
+            Some(pka) => UserRule::PinOrKeys {
+                required: pka.required,
+            },
         }
     }
 }

@@ -206,7 +206,7 @@ pub fn check(
 /// Whether the card's session counts as the user's (PIN, public keys, or both, as the card's
 /// rule says).
 pub fn user_authenticated(card: &Card) -> bool {
-    card.session.require(objects::Access::UserPin).is_ok()
+    card.user_authenticated()
 }
 
 /// 7. Without the user authenticated before it, no command changes a key, a private data

@@ -95,11 +95,11 @@ pub fn keyblob(data: &[u8]) {
 /// panics, a refused command is refused without a plain command coming out, and every answer
 /// wraps.
 pub fn secure_messaging(data: &[u8]) {
-    use crate::apdu::secure_messaging::Channel;
-    let mut channel = Channel::new(
-        zeroize::Zeroizing::new([0x11; 16]),
-        zeroize::Zeroizing::new([0x22; 16]),
-    );
+    use crate::apdu::secure_messaging::{Channel, SessionKeys};
+    let mut channel = Channel::new(SessionKeys {
+        enc: zeroize::Zeroizing::new([0x11; 16]),
+        mac: zeroize::Zeroizing::new([0x22; 16]),
+    });
     for chunk in data.chunks(64) {
         let Some((&ins, body)) = chunk.split_first() else {
             continue;

@@ -6,7 +6,7 @@
 //!
 //! Adding a command, in the order the compiler asks for the edits:
 //!
-//! 1. a row in [`instructions!`] below: `Name = code, "NAME", class, [example P1-P2s]`;
+//! 1. a row in `instructions!` below: `Name = code, "NAME", class, [example P1-P2s]`;
 //! 2. its arm in [`Request::parse`] (`parse.rs`: the `match` on [`Ins`] has no catch-all),
 //!    which makes a new [`Request`] variant (`request.rs`) from P1, P2 and the data;
 //! 3. its arm in [`describe::describe`] (`describe.rs`: every variant is described);

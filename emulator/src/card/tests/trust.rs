@@ -197,7 +197,7 @@ fn a_real_cards_chain_verifies_under_cardcontacts_root() {
     );
     let parsed = cvc::decode_authenticated_request(request).unwrap();
     assert_eq!(parsed.outer_car, b"DENK040414400000");
-    let key = a.session.verifier.as_ref().unwrap().key.clone();
+    let key = a.applet().session().verifier.as_ref().unwrap().key.clone();
     assert!(key.verifies(parsed.outer_signed, parsed.outer_signature));
 }
 
