@@ -157,7 +157,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // Trust between cards: two cards of one PKI.
-    let pki = emulator::model::pki::Pki::from_seed(1);
+    let pki = emulator::model::pki::Pki::from_seed(1).expect("the PKI of seed 1");
     let issued = |pki| {
         Card::open_issued(Box::new(emulator::MemoryStore::default()), None, Some(pki)).unwrap()
     };

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command, Making, PkiCommand, WhichPki};
 use emulator::model::pki::Pki;
+use emulator::store::pki_file;
 use emulator::{Card, RedbStore, Store};
 
 fn main() -> ExitCode {
@@ -164,10 +165,14 @@ impl PkiChoice {
     fn resolve(&self, db: &Path) -> Result<Pki, String> {
         let file = match (&self.file, self.seed) {
             (Some(file), _) => file.clone(),
-            (None, Some(seed)) => return Ok(Pki::from_seed(seed)),
+            (None, Some(seed)) => {
+                return Pki::from_seed(seed)
+                    .map_err(|e| format!("cannot make the PKI of --seed {seed}: {e:?}"))
+            }
             (None, None) => pki_beside(db),
         };
-        Pki::load_or_create(&file, &mut *emulator::crypto::rng::system()).map_err(|e| e.to_string())
+        pki_file::load_or_create(&file, &mut *emulator::crypto::rng::system())
+            .map_err(|e| e.to_string())
     }
 }
 

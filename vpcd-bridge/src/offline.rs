@@ -180,7 +180,7 @@ pub fn import(path: &Path, input: &Path, passphrase_file: Option<&Path>) -> Resu
 pub fn pki_export(file: &Path, out: Option<&Path>, out_dir: Option<&Path>) -> Result<(), String> {
     let existed = file.exists();
     let pki =
-        emulator::model::pki::Pki::load_or_create(file, &mut *emulator::crypto::rng::system())
+        emulator::store::pki_file::load_or_create(file, &mut *emulator::crypto::rng::system())
             .map_err(|e| e.to_string())?;
     if !existed {
         eprintln!(
@@ -201,7 +201,7 @@ pub fn pki_export(file: &Path, out: Option<&Path>, out_dir: Option<&Path>) -> Re
 
 /// `pki show`: where the PKI is and the names of its two CAs.
 pub fn pki_show(file: &Path) -> Result<(), String> {
-    let pki = emulator::model::pki::Pki::load(file).map_err(|e| e.to_string())?;
+    let pki = emulator::store::pki_file::load(file).map_err(|e| e.to_string())?;
     println!("PKI file:    {}", file.display());
     println!("Root CA:     {}", pki.root.chr);
     println!("Device issuer CA: {}", pki.issuer.chr);

@@ -5,11 +5,9 @@
 use super::Applet;
 use crate::apdu::{Response, Status};
 use crate::crypto::keyblob::{self, KeyEncryptionKeys};
-use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{Access, EF_STAGING};
 use crate::model::Change;
-use crate::store::record::stored_len;
 
 impl Applet {
     /// The wrapping keys of domain `kd`, once its DKEK is complete (`6A88` otherwise).
@@ -54,7 +52,8 @@ impl Applet {
         if self.state.keys.contains_key(&key_id) {
             return Err(Status::FileExists);
         }
-        self.limits.admit(&self.state, 1, 1, 0)?;
+        // Room for one more key, before the blob is decrypted.
+        self.limits.admit_objects(&self.state, 1, 0)?;
         let blob = if data.is_empty() {
             &self
                 .state
@@ -72,8 +71,7 @@ impl Applet {
             .ok_or(Status::IncorrectData)?;
         let mut key = keyblob::unwrap(keys, blob)?;
         key.policy.domain = (*kd != 0).then_some(*kd);
-        self.limits
-            .admit(&self.state, 1, 1, stored_len(&key) + OBJECT_OVERHEAD)?;
+        self.limits.admit_key(&self.state, key_id, &key)?;
         let request = self.attest(key_id, &key)?;
         self.commit(vec![Change::PutKey(key_id, key)])?;
         Ok(Response::ok(request))

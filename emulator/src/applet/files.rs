@@ -4,7 +4,6 @@ use super::command::{SelectAnswer, Target};
 use super::Applet;
 use super::{AID, VERSION};
 use crate::apdu::{tlv, Response, Status};
-use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{self, Access};
 use crate::model::{Change, FileEntry};
@@ -119,9 +118,9 @@ impl Applet {
             return Err(Status::IncorrectP1P2);
         }
         self.session.require(objects::write_access(fid))?;
-        let (seq, mut content, new_objects) = match self.state.files.get(&fid) {
-            Some(file) => (file.seq, file.data.clone(), 0),
-            None => (self.state.next_seq(), Vec::new(), 1),
+        let (seq, mut content) = match self.state.files.get(&fid) {
+            Some(file) => (file.seq, file.data.clone()),
+            None => (self.state.next_seq(), Vec::new()),
         };
         if offset > content.len() {
             return Err(Status::WrongOffset);
@@ -130,15 +129,14 @@ impl Applet {
         if end > self.limits.max_file_size {
             return Err(Status::NotEnoughMemory);
         }
-        let growth = end.saturating_sub(content.len()) + new_objects * OBJECT_OVERHEAD;
         if offset == 0 {
             content.clear();
         }
-        self.limits.admit(&self.state, new_objects, 0, growth)?;
         if end > content.len() {
             content.resize(end, 0);
         }
         content[offset..end].copy_from_slice(data);
+        self.limits.admit_file(&self.state, fid, content.len())?;
         self.commit(vec![Change::PutFile(fid, FileEntry { seq, data: content })])?;
         self.session.current_ef = Some(fid);
         Ok(Response::empty())

@@ -106,9 +106,10 @@ impl Applet {
         let request = KeyGenRequest::parse(data)?;
         self.check_domain(&request.policy)?;
         let ce = objects::certificate_fid(key_id);
+        // The key and its certificate file, before the key is generated.
         let new_key = usize::from(!self.state.keys.contains_key(&key_id));
-        let new_objects = new_key + usize::from(!self.state.files.contains_key(&ce));
-        self.limits.admit(&self.state, new_objects, new_key, 0)?;
+        let new_file = usize::from(!self.state.files.contains_key(&ce));
+        self.limits.admit_objects(&self.state, new_key, new_file)?;
         let outer_car = self.outer_car(signer, request.outer_car)?;
 
         let mut key = match request.spec {
@@ -192,12 +193,7 @@ impl Applet {
             },
         };
         let counted_source = after_one_use(key);
-        self.limits.admit(
-            &self.state,
-            1,
-            1,
-            crate::store::record::stored_len(&new_key) + crate::limits::OBJECT_OVERHEAD,
-        )?;
+        self.limits.admit_key(&self.state, target, &new_key)?;
         let mut batch = vec![Change::PutKey(target, new_key)];
         batch.extend(counted_source.map(|key| Change::PutKey(source, key)));
         self.commit(batch)?;

@@ -5,10 +5,16 @@
 use super::session::Session;
 use super::Applet;
 use crate::crypto::rng::{self, CardRng, SeededRng};
+use crate::crypto::CryptoError;
 use crate::limits::Limits;
 use crate::model::pki::Pki;
 use crate::model::{identity, key, objects, Change, FileEntry};
 use crate::store::{Store, StoreError};
+
+/// A key of a new card (or of its PKI) that could not be made: the card is not made.
+fn unmade(error: CryptoError) -> StoreError {
+    StoreError::Refused(format!("cannot make the card's keys ({error:?})"))
+}
 
 impl Applet {
     /// Opens the card kept in `store`, seeded or not; a new card is made under `pki` (without
@@ -49,7 +55,10 @@ impl Applet {
             "deterministic card (--seed): its keys are predictable, for tests only"
         );
         // Only a card still to be made needs the seed's PKI.
-        let derived = (pki.is_none() && state.identity.is_none()).then(|| Pki::from_seed(seed));
+        let derived = match pki.is_none() && state.identity.is_none() {
+            true => Some(Pki::from_seed(seed).map_err(unmade)?),
+            false => None,
+        };
         let rng = Box::new(SeededRng::new(seed, boot));
         Applet::open(store, rng, pki.or(derived.as_ref()))
     }
@@ -81,11 +90,11 @@ impl Applet {
         let pki = match pki {
             Some(pki) => pki,
             None => {
-                own = Pki::generate(&mut *self.rng);
+                own = Pki::generate(&mut *self.rng).map_err(unmade)?;
                 &own
             }
         };
-        let made = identity::manufacture(&mut *self.rng, pki);
+        let made = identity::manufacture(&mut *self.rng, pki).map_err(unmade)?;
         let batch = vec![
             Change::Identity(made.identity),
             Change::PutFile(

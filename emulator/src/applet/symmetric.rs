@@ -6,10 +6,8 @@
 use super::keys::policy_tags;
 use super::Applet;
 use crate::apdu::{tlv, Response, Status};
-use crate::limits::OBJECT_OVERHEAD;
 use crate::model::key::KeyRecord;
 use crate::model::Change;
-use crate::store::record::stored_len;
 
 impl Applet {
     /// GENERATE SYMMETRIC KEY: an AES key of `size` bytes as key `key_id` (replacing a key
@@ -31,18 +29,7 @@ impl Applet {
         let mut key =
             KeyRecord::generate_aes(size, &mut *self.rng).map_err(|_| Status::IncorrectP1P2)?;
         key.policy = policy;
-        let replaced = self
-            .state
-            .keys
-            .get(&key_id)
-            .map_or(0, |k| stored_len(k) + OBJECT_OVERHEAD);
-        let new_key = usize::from(replaced == 0);
-        self.limits.admit(
-            &self.state,
-            new_key,
-            new_key,
-            (stored_len(&key) + OBJECT_OVERHEAD).saturating_sub(replaced),
-        )?;
+        self.limits.admit_key(&self.state, key_id, &key)?;
         self.commit(vec![Change::PutKey(key_id, key)])?;
         Ok(Response::empty())
     }

@@ -7,6 +7,7 @@
 //! existed keep the chain of the root that was made for them alone.
 
 use crate::crypto::rng::CardRng;
+use crate::crypto::CryptoError;
 use crate::model::key::KeyRecord;
 use crate::model::pki::{self, Pki};
 
@@ -36,25 +37,23 @@ pub struct Manufactured {
 }
 
 /// Makes a new card identity under `pki`.
-pub fn manufacture(rng: &mut dyn CardRng, pki: &Pki) -> Manufactured {
+pub fn manufacture(rng: &mut dyn CardRng, pki: &Pki) -> Result<Manufactured, CryptoError> {
     let mut digits = [0u8; 7];
     rng.fill_bytes(&mut digits);
     let serial: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
     let device_chr = format!("{}{serial}00000", pki::NAME_PREFIX);
     let device_key = KeyRecord::generate_ec(pki::CURVE, rng);
-    let point = device_key
-        .ec_public_point()
-        .expect("freshly generated keys are valid");
-    let mut device_certificates = pki.certify_device(&point, &device_chr);
+    let point = device_key.ec_public_point()?;
+    let mut device_certificates = pki.certify_device(&point, &device_chr)?;
     device_certificates.extend_from_slice(&pki.issuer.certificate);
-    Manufactured {
+    Ok(Manufactured {
         identity: Identity {
             device_chr,
             root_certificate: pki.root.certificate.clone(),
         },
         device_certificates,
         device_key,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -64,8 +63,8 @@ mod tests {
 
     #[test]
     fn chain_decodes_verifies_and_names_the_serial() {
-        let pki = Pki::from_seed(3);
-        let made = manufacture(&mut *crate::crypto::rng::system(), &pki);
+        let pki = Pki::from_seed(3).unwrap();
+        let made = manufacture(&mut *crate::crypto::rng::system(), &pki).unwrap();
         let chr = &made.identity.device_chr;
         assert_eq!(chr.len(), 16);
         assert!(chr.starts_with("ZZEM") && chr.ends_with("00000"));
@@ -88,9 +87,9 @@ mod tests {
 
     #[test]
     fn two_cards_have_different_serials() {
-        let pki = Pki::from_seed(3);
-        let a = manufacture(&mut *crate::crypto::rng::system(), &pki);
-        let b = manufacture(&mut *crate::crypto::rng::system(), &pki);
+        let pki = Pki::from_seed(3).unwrap();
+        let a = manufacture(&mut *crate::crypto::rng::system(), &pki).unwrap();
+        let b = manufacture(&mut *crate::crypto::rng::system(), &pki).unwrap();
         assert_ne!(a.identity.serial(), b.identity.serial());
     }
 

@@ -1,8 +1,9 @@
 //! Private keys held by the card (`CCxx`), with the use policy GENERATE gave them.
 //!
 //! Key material leaves the card only as a signature, a decryption, a shared secret, a MAC, a
-//! derived value or a DKEK-wrapped blob; it is wiped when dropped. Keys are kept parsed in memory, so an operation
-//! does not decode the key again. How a key is stored: [`crate::store::record`].
+//! derived value or a DKEK-wrapped blob; it is wiped when dropped. Keys are kept parsed in
+//! memory, so an operation does not decode the key again. How a key is stored is the store's
+//! business (`store/record/key.rs`), and so is what it costs there ([`crate::limits`]).
 
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
@@ -83,10 +84,41 @@ impl std::fmt::Debug for KeyRecord {
     }
 }
 
-/// Two records are equal when they store the same bytes (material and policy).
+/// Two keys are equal when they are the same numbers: modulus, exponents and primes; curve and
+/// scalar; AES key. Secret parts are compared in constant time.
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &KeyMaterial) -> bool {
+        use crate::crypto::constant_time_eq;
+        use crate::crypto::rsa::{public_parts, secret_parts};
+        match (self, other) {
+            (KeyMaterial::Rsa(a), KeyMaterial::Rsa(b)) => {
+                let (a_secret, b_secret) = (secret_parts(a), secret_parts(b));
+                public_parts(a) == public_parts(b)
+                    && a_secret.len() == b_secret.len()
+                    && a_secret
+                        .iter()
+                        .zip(&b_secret)
+                        .all(|(x, y)| constant_time_eq(x, y))
+            }
+            (
+                KeyMaterial::Ec { curve, scalar },
+                KeyMaterial::Ec {
+                    curve: other_curve,
+                    scalar: other_scalar,
+                },
+            ) => curve == other_curve && constant_time_eq(scalar, other_scalar),
+            (KeyMaterial::Aes(a), KeyMaterial::Aes(b)) => constant_time_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for KeyMaterial {}
+
+/// Two records are equal when they hold the same key under the same policy.
 impl PartialEq for KeyRecord {
     fn eq(&self, other: &KeyRecord) -> bool {
-        *crate::store::record::encode_key(self) == *crate::store::record::encode_key(other)
+        self.material == other.material && self.policy == other.policy
     }
 }
 

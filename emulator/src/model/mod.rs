@@ -19,8 +19,6 @@ use dkek::Dkek;
 use key::KeyRecord;
 use pin::{PinRecord, PinRef};
 
-use crate::limits::OBJECT_OVERHEAD;
-
 pub use identity::Identity;
 
 /// The configuration INITIALIZE DEVICE sets.
@@ -117,22 +115,6 @@ impl CardState {
     /// The option bits of the configuration (0 before any initialisation).
     pub fn options(&self) -> u16 {
         self.config.map_or(0, |c| c.options)
-    }
-
-    /// Bytes in use: every file's content and every key's stored form, plus the per-object
-    /// overhead.
-    pub fn storage_used(&self) -> usize {
-        let files: usize = self
-            .files
-            .values()
-            .map(|f| f.data.len() + OBJECT_OVERHEAD)
-            .sum();
-        let keys: usize = self
-            .keys
-            .values()
-            .map(|k| crate::store::record::stored_len(k) + OBJECT_OVERHEAD)
-            .sum();
-        files + keys
     }
 
     /// The sequence number the next created file gets.

@@ -7,6 +7,7 @@
 mod database;
 pub mod encrypted;
 mod memory;
+pub mod pki_file;
 pub(crate) mod record;
 mod sealed;
 pub(crate) mod snapshot;

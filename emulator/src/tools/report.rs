@@ -196,7 +196,7 @@ impl Report {
             dkek,
             domains,
             objects,
-            storage_used: state.storage_used(),
+            storage_used: crate::limits::storage_used(state),
             storage_limit,
         }
     }

@@ -288,7 +288,7 @@ fn delete_file_rules() {
 #[test]
 fn a_full_card_answers_6a84_and_writes_nothing() {
     let mut c = logged_in();
-    let used = c.state().storage_used();
+    let used = crate::limits::storage_used(c.state());
     c = c.with_limits(crate::Limits {
         storage_bytes: used + 100,
         ..crate::Limits::default()

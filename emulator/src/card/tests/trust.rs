@@ -84,7 +84,7 @@ fn device_chr(c: &Card) -> Vec<u8> {
 
 #[test]
 fn a_chain_of_the_same_pki_verifies_and_its_keys_become_selectable() {
-    let pki = Pki::from_seed(11);
+    let pki = Pki::from_seed(11).unwrap();
     let (mut a, b) = (card_of(&pki), card_of(&pki));
     let (device, _) = chain(&b);
     let (device_cert, _) = cvc::decode(&device).unwrap();
@@ -98,9 +98,9 @@ fn a_chain_of_the_same_pki_verifies_and_its_keys_become_selectable() {
 
 #[test]
 fn foreign_tampered_and_misaddressed_certificates_are_refused() {
-    let pki = Pki::from_seed(11);
+    let pki = Pki::from_seed(11).unwrap();
     let mut a = card_of(&pki);
-    let foreign = card_of(&Pki::from_seed(12));
+    let foreign = card_of(&Pki::from_seed(12).unwrap());
     let (_, foreign_issuer) = chain(&foreign);
     let (foreign_issuer_cert, _) = cvc::decode(&foreign_issuer).unwrap();
     // Another PKI's root is unknown here.
@@ -142,7 +142,7 @@ fn foreign_tampered_and_misaddressed_certificates_are_refused() {
 
 #[test]
 fn a_device_key_cannot_certify() {
-    let pki = Pki::from_seed(11);
+    let pki = Pki::from_seed(11).unwrap();
     let (mut a, b) = (card_of(&pki), card_of(&pki));
     verify_chain_of(&mut a, &b);
     // The verifier is now b's device key: a "certificate" under its name is refused because
@@ -181,7 +181,7 @@ fn plain_signature(der: &[u8], len: usize) -> Vec<u8> {
 
 #[test]
 fn a_real_cards_chain_verifies_under_cardcontacts_root() {
-    let mut a = card_of(&Pki::from_seed(11));
+    let mut a = card_of(&Pki::from_seed(11).unwrap());
     let real =
         include_bytes!("../../../../fixtures/real-card/nitrokey-hsm2-DENK0404144-fw4.1-EF2F02.bin");
     let (_, issuer) = cvc::decode(real).unwrap();
@@ -250,7 +250,7 @@ fn pka_status(c: &mut Card) -> (String, String) {
 
 #[test]
 fn two_of_three_custodians_authenticate_the_user() {
-    let pki = Pki::from_seed(21);
+    let pki = Pki::from_seed(21).unwrap();
     let mut target = card_of(&pki);
     initialize(&mut target, "0001", "93020302");
     assert_eq!(pka_status(&mut target), ("03030200".into(), "9000".into()));
@@ -302,7 +302,7 @@ fn two_of_three_custodians_authenticate_the_user() {
 
 #[test]
 fn bad_signatures_replays_and_unknown_keys_change_nothing() {
-    let pki = Pki::from_seed(22);
+    let pki = Pki::from_seed(22).unwrap();
     let mut target = card_of(&pki);
     initialize(&mut target, "0001", "93020101");
     let name: &[u8] = b"ZZEMCUST100001";
@@ -370,7 +370,7 @@ fn bad_signatures_replays_and_unknown_keys_change_nothing() {
 
 #[test]
 fn pin_and_keys_both_needed_with_option_0010_and_replace_with_0008() {
-    let pki = Pki::from_seed(23);
+    let pki = Pki::from_seed(23).unwrap();
     let mut target = card_of(&pki);
     initialize(&mut target, "0019", "93020101");
     let name: &[u8] = b"ZZEMCUST100001";
@@ -417,7 +417,7 @@ fn pin_and_keys_both_needed_with_option_0010_and_replace_with_0008() {
 
 #[test]
 fn reinitialisation_forgets_registered_keys() {
-    let pki = Pki::from_seed(24);
+    let pki = Pki::from_seed(24).unwrap();
     let mut target = card_of(&pki);
     initialize(&mut target, "0001", "93020101");
     let (c, request) = custodian(&pki, Curve::Secp256r1, b"ZZEMCUST100001");
@@ -455,7 +455,7 @@ fn domain_status(c: &mut Card, kd: u8) -> String {
 
 #[test]
 fn two_cards_agree_an_xkek_and_move_a_key_in_its_domain() {
-    let pki = Pki::from_seed(31);
+    let pki = Pki::from_seed(31).unwrap();
     let uid = b"classroom-1";
     let (mut a, request_a) = xkek_member(&pki, uid, 1, Curve::BrainpoolP256r1);
     let (mut b, request_b) = xkek_member(&pki, uid, 1, Curve::BrainpoolP256r1);
@@ -497,11 +497,15 @@ fn two_cards_agree_an_xkek_and_move_a_key_in_its_domain() {
 
 #[test]
 fn xkek_refusals_change_nothing() {
-    let pki = Pki::from_seed(32);
+    let pki = Pki::from_seed(32).unwrap();
     let (mut a, _) = xkek_member(&pki, b"uid", 1, Curve::BrainpoolP256r1);
     let (b, request_b) = xkek_member(&pki, b"uid", 1, Curve::Secp256r1);
-    let (foreign, foreign_request) =
-        xkek_member(&Pki::from_seed(33), b"uid", 1, Curve::BrainpoolP256r1);
+    let (foreign, foreign_request) = xkek_member(
+        &Pki::from_seed(33).unwrap(),
+        b"uid",
+        1,
+        Curve::BrainpoolP256r1,
+    );
     // A foreign card's chain does not verify here, so its request is not taken.
     let (_, foreign_issuer) = chain(&foreign);
     let (issuer_cert, _) = cvc::decode(&foreign_issuer).unwrap();
@@ -538,7 +542,7 @@ fn xkek_refusals_change_nothing() {
 
 #[test]
 fn a_key_outside_an_xkek_domain_agrees_nothing() {
-    let pki = Pki::from_seed(34);
+    let pki = Pki::from_seed(34).unwrap();
     let (mut a, _) = xkek_member(&pki, b"uid", 1, Curve::BrainpoolP256r1);
     let (b, request_b) = xkek_member(&pki, b"uid", 1, Curve::BrainpoolP256r1);
     let body = cvc::generate_request(
