@@ -1,7 +1,7 @@
 //! [`RedbStore`]: one card in one redb database file, one durable transaction per command.
 //!
-//! Stored format 2 (format 1 files are converted when opened for writing): every record of
-//! [`super::record`] is kept as `payload ‖ check`, the check being the first 16 bytes of
+//! Table layout 2 ([`super::version::TABLES`]; layout 1 files are converted when opened for
+//! writing): every record of [`super::record`] is kept as `payload ‖ check`, the check being the first 16 bytes of
 //! SHA-256 over the table, the key and the payload, so a damaged value or key is found; the
 //! meta record `census` holds the number of records and the XOR of all their checks, so a
 //! record lost or added is found too; `storage` holds the format version. Every load verifies
@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::record::{self, Records, Slot, Tables};
-use super::sealed::{io, Census, Open, Stored, META, STORAGE, STORAGE_VERSION};
+use super::sealed::{io, Census, Open, Stored, META, STORAGE};
+use super::version::TABLES;
 use super::{snapshot, Store, StoreError};
 use crate::model::{CardState, Change};
 
@@ -203,7 +204,7 @@ impl RedbStore {
                 let version = meta.get(STORAGE).map_err(io)?.map(|v| v.value().to_vec());
                 version
             };
-            if current.as_deref() == Some(&[STORAGE_VERSION]) {
+            if current.as_deref() == Some(&[TABLES]) {
                 return Ok(());
             }
             {

@@ -12,11 +12,11 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
 use zeroize::Zeroizing;
 
+use super::version::ENCRYPTED_SNAPSHOT as VERSION;
 use super::StoreError;
 use crate::crypto::rng::CardRng;
 
 const MAGIC: &[u8] = b"SC-HSM-EMULATOR-ENCRYPTED-SNAPSHOT\n";
-const VERSION: u8 = 1;
 /// Argon2id with 64 MiB of memory and three passes (RFC 9106's second recommendation).
 const MEMORY_KIB: u32 = 64 * 1024;
 const PASSES: u32 = 3;
@@ -85,6 +85,13 @@ pub fn decrypt(file: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Sto
     }
     let (header, sealed) = file.split_at(HEADER);
     let fields = &header[MAGIC.len()..];
+    if fields[0] > VERSION {
+        return Err(StoreError::Newer {
+            what: "encrypted snapshot format".into(),
+            found: fields[0],
+            newest: VERSION,
+        });
+    }
     if fields[0] != VERSION {
         return Err(bad(&format!("has version {}, not {VERSION}", fields[0])));
     }

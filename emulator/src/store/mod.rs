@@ -11,6 +11,7 @@ pub mod pki_file;
 pub(crate) mod record;
 mod sealed;
 pub(crate) mod snapshot;
+pub mod version;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ pub enum StoreError {
     Io(String),
     /// The card cannot be opened this way (e.g. a `--seed` mismatch).
     Refused(String),
+    /// A newer emulator wrote it: `what` has version `found`, this one reads up to `newest`
+    /// ([`version`]).
+    Newer { what: String, found: u8, newest: u8 },
 }
 
 impl std::fmt::Display for StoreError {
@@ -43,6 +47,14 @@ impl std::fmt::Display for StoreError {
             StoreError::Corrupt(why) => write!(f, "the card database is damaged: {why}"),
             StoreError::Io(why) => write!(f, "card database error: {why}"),
             StoreError::Refused(why) => write!(f, "{why}"),
+            StoreError::Newer {
+                what,
+                found,
+                newest,
+            } => write!(
+                f,
+                "written by a newer sc-hsm-emulator: {what} {found}, this one reads up to {newest}"
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! mode 0600, since it holds both CA private keys; written whole and linked into place, so two
 //! processes that make it at the same time end up with the same PKI.
 //!
-//! Format: `SC-HSM-EMULATOR-PKI` ‖ version [`VERSION`] ‖ TLVs `01` root CHR, `02` root private
+//! Format: `SC-HSM-EMULATOR-PKI` ‖ version ([`super::version::PKI_FILE`]) ‖ TLVs `01` root CHR, `02` root private
 //! scalar, `03` root certificate, `04` issuer CHR, `05` issuer private scalar, `06` issuer
 //! certificate (brainpoolP256r1, ECDSA-SHA-256, as real chains).
 
@@ -11,14 +11,12 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use super::version::PKI_FILE as VERSION;
 use crate::apdu::tlv;
 use crate::crypto::rng::CardRng;
 use crate::model::pki::{Authority, AuthorityError, Pki};
 
 const MAGIC: &[u8] = b"SC-HSM-EMULATOR-PKI";
-
-/// The version of the PKI file this emulator writes and reads.
-pub const VERSION: u8 = 1;
 
 /// A PKI file that cannot be read, written or decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +47,11 @@ pub fn decode(bytes: &[u8]) -> Result<Pki, PkiError> {
     let bad = |what: &str| PkiError(format!("not an emulator PKI file: {what}"));
     let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
     let (version, rest) = rest.split_first().ok_or_else(|| bad("no version"))?;
+    if *version > VERSION {
+        return Err(PkiError(format!(
+            "written by a newer sc-hsm-emulator: emulator PKI file version {version}, this one reads up to {VERSION}"
+        )));
+    }
     if *version != VERSION {
         return Err(PkiError(format!(
             "emulator PKI file version {version} is not {VERSION}"

@@ -1,20 +1,19 @@
-//! The sealed tables of stored format 2: every record kept as `payload ‖ check`, and the
-//! census (the number of records and the XOR of their checks) that finds a record lost or
-//! added. [`Open`] writes through a transaction's three tables, [`Stored`] reads and verifies
+//! The sealed tables (table layout 2, [`super::version::TABLES`]): every record kept as
+//! `payload ‖ check`, and the census (the number of records and the XOR of their checks) that
+//! finds a record lost or added. [`Open`] writes through a transaction's three tables, [`Stored`] reads and verifies
 //! them; [`super::database`] owns the file and the transactions.
 
 use redb::{ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
 
 use super::record::{self, Records, Slot, Tables};
+use super::version::TABLES;
 use super::StoreError;
 
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const FILES: TableDefinition<u16, &[u8]> = TableDefinition::new("files");
 const KEYS: TableDefinition<u8, &[u8]> = TableDefinition::new("keys");
 
-/// The version of the stored format this module writes (meta `storage`).
-pub(crate) const STORAGE_VERSION: u8 = 2;
 /// Meta keys of the storage layer itself, kept unsealed.
 pub(super) const STORAGE: &str = "storage";
 const CENSUS: &str = "census";
@@ -140,9 +139,7 @@ impl<'txn> Open<'txn> {
     pub(super) fn finish(mut self) -> Result<(), StoreError> {
         let census = self.census.encode();
         self.meta.insert(CENSUS, census.as_slice()).map_err(io)?;
-        self.meta
-            .insert(STORAGE, [STORAGE_VERSION].as_slice())
-            .map_err(io)?;
+        self.meta.insert(STORAGE, [TABLES].as_slice()).map_err(io)?;
         Ok(())
     }
 }
@@ -226,8 +223,8 @@ impl Stored {
         })
     }
 
-    /// The records, verified: every check and the census (format 2), or as they are (format
-    /// 1, which has neither).
+    /// The records, verified: every check and the census (table layout 2), or as they are
+    /// (layout 1, which has neither).
     pub(super) fn records(self) -> Result<Records, StoreError> {
         let version = self
             .meta
@@ -236,10 +233,17 @@ impl Stored {
             .map(|(_, v)| v.clone());
         let sealed = match version.as_deref() {
             None => false,
-            Some([STORAGE_VERSION]) => true,
+            Some([TABLES]) => true,
+            Some([found]) if *found > TABLES => {
+                return Err(StoreError::Newer {
+                    what: "stored format".into(),
+                    found: *found,
+                    newest: TABLES,
+                })
+            }
             Some(other) => {
                 return Err(StoreError::Corrupt(format!(
-                    "stored format {other:?} is not one this version reads (1 or {STORAGE_VERSION})"
+                    "stored format {other:?} is not one this version reads (1 or {TABLES})"
                 )))
             }
         };

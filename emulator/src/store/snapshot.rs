@@ -15,12 +15,12 @@ use sha2::Digest;
 use zeroize::Zeroizing;
 
 use super::record::Records;
+use super::version::SNAPSHOT as VERSION;
 use super::StoreError;
 use crate::apdu::tlv;
 
 /// First line of a snapshot file.
 const MAGIC: &[u8] = b"SC-HSM-EMULATOR-SNAPSHOT\n";
-const VERSION: u8 = 1;
 
 /// Appends one section: a `30 { key TLV, 04 value }` entry per record.
 fn section<'a>(out: &mut Vec<u8>, tag: u16, entries: impl Iterator<Item = (Vec<u8>, &'a [u8])>) {
@@ -64,6 +64,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Records, StoreError> {
         .strip_prefix(MAGIC)
         .ok_or_else(|| bad("not a card snapshot"))?;
     let (&version, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
+    if version > VERSION {
+        return Err(StoreError::Newer {
+            what: "snapshot format".into(),
+            found: version,
+            newest: VERSION,
+        });
+    }
     if version != VERSION {
         return Err(bad(&format!("version {version} is not {VERSION}")));
     }
@@ -98,6 +105,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Records, StoreError> {
         }
     }
     // It must make a whole card.
-    records.to_state().map_err(|e| bad(&e.to_string()))?;
+    records.to_state().map_err(|e| match e {
+        newer @ StoreError::Newer { .. } => newer,
+        other => bad(&other.to_string()),
+    })?;
     Ok(records)
 }

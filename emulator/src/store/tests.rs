@@ -126,8 +126,59 @@ fn snapshots_round_trip_and_damage_is_refused() {
 #[test]
 fn unknown_format_is_refused() {
     let mut store = MemoryStore::default();
-    store.lock().meta.insert("format".into(), vec![99]);
+    store.lock().meta.insert("format".into(), vec![1, 0]);
     assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
+}
+
+/// A version above the newest this emulator reads is a newer emulator's, and said so: of the
+/// record set, of one record, of the tables, of a snapshot.
+#[test]
+fn what_a_newer_emulator_wrote_is_refused_as_newer_not_as_damaged() {
+    let newer = |store: &mut MemoryStore| match store.load() {
+        Err(e @ StoreError::Newer { .. }) => e.to_string(),
+        other => panic!("expected a newer format, got {:?}", other.map(|_| ())),
+    };
+    let mut store = MemoryStore::default();
+    store.lock().meta.insert("format".into(), vec![99]);
+    assert_eq!(
+        newer(&mut store),
+        "written by a newer sc-hsm-emulator: record format 99, this one reads up to 1"
+    );
+    let mut store = MemoryStore::default();
+    store.commit(&sample_changes()).unwrap();
+    store.lock().meta.get_mut("pin.user").unwrap()[0] = 3;
+    assert_eq!(
+        newer(&mut store),
+        "written by a newer sc-hsm-emulator: PIN record version 3, this one reads up to 2"
+    );
+    // A record of a known version that does not decode is damage, as before.
+    store.lock().meta.get_mut("pin.user").unwrap()[0] = 0;
+    assert!(matches!(store.load(), Err(StoreError::Corrupt(w)) if w == "unreadable PIN record"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.redb");
+    sample_database(&path);
+    tamper(&path, |txn| {
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("storage", [3u8].as_slice()).unwrap();
+    });
+    let said = "written by a newer sc-hsm-emulator: stored format 3, this one reads up to 2";
+    let opened = RedbStore::open(&path).map(|_| ());
+    assert!(matches!(&opened, Err(e @ StoreError::Newer { .. }) if e.to_string() == said));
+    let read = RedbStore::read(&path).map(|_| ());
+    assert!(matches!(&read, Err(e @ StoreError::Newer { .. }) if e.to_string() == said));
+
+    let mut snapshot = {
+        let path = dir.path().join("second.redb");
+        sample_database(&path);
+        RedbStore::snapshot_of(&path).unwrap().to_vec()
+    };
+    snapshot[b"SC-HSM-EMULATOR-SNAPSHOT\n".len()] = 2;
+    let mut target = RedbStore::open(&dir.path().join("third.redb")).unwrap();
+    assert_eq!(
+        target.restore(&snapshot).unwrap_err().to_string(),
+        "written by a newer sc-hsm-emulator: snapshot format 2, this one reads up to 1"
+    );
 }
 
 /// A store of the sample card at `path`, closed again.
