@@ -10,6 +10,9 @@
 //! [`store`] (persistence and the stored format) and [`tools`] (host-side: offline
 //! initialisation, the demo card, reports, traces).
 #![forbid(unsafe_code)]
+// No panics on the way of an APDU: no unwrap or expect outside tests (as opcard-rs). The few
+// `allow`s that remain say why each cannot fail.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod apdu;
 mod applet;

@@ -49,6 +49,14 @@ struct Worker {
 
 type Registry = Arc<Mutex<BTreeMap<String, (CardSpec, Arc<CardMetrics>)>>>;
 
+/// Locks `mutex`, also when a thread panicked while holding it: what it guards (names, counters,
+/// a failure message) is written in one assignment at a time, so it is whole either way.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `serve --check`: the file's cards, one line each, or its first mistake.
 pub fn check(path: &Path) -> Result<(), String> {
     let config = FleetConfig::load(path)?;
@@ -131,7 +139,7 @@ fn reconcile(
         .collect();
     for name in going {
         if let Some(worker) = workers.remove(&name) {
-            registry.lock().expect("registry").remove(&name);
+            lock(registry).remove(&name);
             tracing::info!(card = %name, "removed from the fleet");
             stop(worker);
         }
@@ -141,7 +149,7 @@ fn reconcile(
             continue;
         }
         let worker = start(spec.clone(), pki.clone());
-        registry.lock().expect("registry").insert(
+        lock(registry).insert(
             spec.name.clone(),
             (spec.clone(), Arc::clone(&worker.metrics)),
         );
@@ -166,7 +174,7 @@ fn start(spec: CardSpec, pki: Option<PathBuf>) -> Worker {
         let _entered = span.enter();
         let fail = |why: String| {
             tracing::error!(error = %why, "card not served");
-            *shared.failure.lock().expect("metrics") = Some(why);
+            *lock(&shared.failure) = Some(why);
         };
         let choice = PkiChoice {
             file: pki,
@@ -190,7 +198,7 @@ fn start(spec: CardSpec, pki: Option<PathBuf>) -> Worker {
             }
         }
         span.record("serial", tracing::field::display(card.serial()));
-        *shared.serial.lock().expect("metrics") = card.serial().to_string();
+        *lock(&shared.serial) = card.serial().to_string();
         let counting = Arc::clone(&shared);
         card.set_tracer(Some(Box::new(move |event: &TraceEvent| {
             counting.apdus.fetch_add(1, Ordering::Relaxed);
@@ -264,12 +272,12 @@ fn http(listener: std::net::TcpListener, registry: &Registry) {
 }
 
 fn healthz(registry: &Registry) -> (&'static str, String) {
-    let cards = registry.lock().expect("registry");
+    let cards = lock(registry);
     let down: Vec<String> = cards
         .iter()
         .filter(|(_, (_, m))| !m.open.load(Ordering::Relaxed))
         .map(|(name, (_, m))| {
-            let why = m.failure.lock().expect("metrics").clone();
+            let why = lock(&m.failure).clone();
             format!("{name}: {}", why.unwrap_or_else(|| "starting".into()))
         })
         .collect();
@@ -289,7 +297,7 @@ type Family = (
 );
 
 fn metrics(registry: &Registry) -> String {
-    let cards = registry.lock().expect("registry");
+    let cards = lock(registry);
     let mut out = String::new();
     let families: [Family; 6] = [
         (
@@ -332,7 +340,7 @@ fn metrics(registry: &Registry) -> String {
     for (name, kind, help, value) in families {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for (card, (spec, m)) in cards.iter() {
-            let serial = m.serial.lock().expect("metrics").clone();
+            let serial = lock(&m.serial).clone();
             out.push_str(&format!(
                 "{name}{{card=\"{card}\",serial=\"{serial}\",vpcd=\"{}\"}} {}\n",
                 spec.vpcd,

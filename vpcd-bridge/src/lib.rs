@@ -8,6 +8,8 @@
 //! [`private_pcscd`] runs a pcscd of one's own for such cards (the `sandbox` subcommand, the
 //! conformance tests).
 #![forbid(unsafe_code)]
+// No unwrap or expect outside tests: a transport error is logged and the card reconnects.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod frame;
 pub mod link;

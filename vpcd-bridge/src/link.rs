@@ -253,6 +253,9 @@ impl Default for Waits {
 /// The answer to a 1-byte APDU (and to presence checks): wrong length.
 const WRONG_LENGTH: [u8; 2] = [0x67, 0x00];
 
+/// The frame of `6F00` (no precise diagnosis), for an answer that does not fit a frame.
+const NO_PRECISE_DIAGNOSIS: [u8; 4] = [0x00, 0x02, 0x6F, 0x00];
+
 /// Serves one connection until vpcd closes it.
 ///
 /// Latency: vpcd writes the length and the payload of each frame in two `send()`s. With
@@ -383,9 +386,7 @@ async fn send(stream: &mut TcpStream, answer: &[u8]) -> std::io::Result<()> {
         None => {
             // Cannot happen for the card's answers (capped above); never leave vpcd waiting.
             tracing::error!(len = answer.len(), "answer does not fit a vpcd frame");
-            stream
-                .write_all(&frame::encode(&[0x6F, 0x00]).unwrap_or_default())
-                .await
+            stream.write_all(&NO_PRECISE_DIAGNOSIS).await
         }
     }
 }

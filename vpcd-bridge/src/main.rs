@@ -2,6 +2,9 @@
 //! command line ([`cli`]) and hands each subcommand to its function: `run` ([`serve`]),
 //! `sandbox` ([`sandbox`]), `init`, `status`, `export`, `import` ([`offline`]).
 
+// No unwrap or expect outside tests: every failure is a message for the user.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod cli;
 mod fleet;
 mod fleet_config;

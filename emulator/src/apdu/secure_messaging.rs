@@ -13,10 +13,8 @@
 //! plain answers into protected ones. Which channel is open, and what ends it, is
 //! [`crate::card`]'s business.
 
-use zeroize::Zeroizing;
-
 use super::{tlv, Command};
-use crate::crypto::aes::{self, BLOCK};
+use crate::crypto::aes::{self, AesKey, BLOCK};
 use crate::crypto::constant_time_eq;
 
 /// Length of the MAC in `8E`.
@@ -31,16 +29,17 @@ pub enum SmError {
     BadMac,
 }
 
-/// The session keys chip authentication agreed: Kenc and Kmac.
+/// The session keys chip authentication agreed: Kenc and Kmac (AES-128 for
+/// id-CA-ECDH-AES-CBC-CMAC-128; the channel works with any AES key).
 pub struct SessionKeys {
-    pub enc: Zeroizing<[u8; 16]>,
-    pub mac: Zeroizing<[u8; 16]>,
+    pub enc: AesKey,
+    pub mac: AesKey,
 }
 
 /// The session keys and counter of one secure channel.
 pub struct Channel {
-    enc: Zeroizing<[u8; 16]>,
-    mac: Zeroizing<[u8; 16]>,
+    enc: AesKey,
+    mac: AesKey,
     ssc: u128,
 }
 
@@ -75,15 +74,14 @@ impl Channel {
     fn mac(&self, blocks: &[u8]) -> [u8; MAC_LEN] {
         let mut input = self.ssc_block().to_vec();
         input.extend_from_slice(blocks);
-        let full = aes::cmac(&*self.mac, &input).expect("16-byte key");
+        let full = aes::cmac(&self.mac, &input);
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(&full[..MAC_LEN]);
         out
     }
 
     fn iv(&self) -> [u8; 16] {
-        let block = aes::cbc_encrypt(&*self.enc, &self.ssc_block()).expect("16-byte key");
-        block.try_into().expect("one block")
+        self.enc.encrypt_block(&self.ssc_block())
     }
 
     /// The plain command inside protected command `command`: the class without the SM bits,
@@ -126,7 +124,7 @@ impl Channel {
                 if encrypted.is_empty() {
                     return Err(SmError::Malformed);
                 }
-                let plain = aes::cbc_decrypt_iv(&*self.enc, &self.iv(), encrypted)
+                let plain = aes::cbc_decrypt_iv(&self.enc, &self.iv(), encrypted)
                     .map_err(|_| SmError::Malformed)?;
                 unpad(&plain).ok_or(SmError::Malformed)?.to_vec()
             }
@@ -156,8 +154,7 @@ impl Channel {
         self.ssc = self.ssc.wrapping_add(1);
         let mut objects = Vec::new();
         if !data.is_empty() {
-            let encrypted =
-                aes::cbc_encrypt_iv(&*self.enc, &self.iv(), &pad(data)).expect("16-byte key");
+            let encrypted = aes::cbc_encrypt_padded(&self.enc, &self.iv(), data);
             let mut value = vec![0x01];
             value.extend_from_slice(&encrypted);
             tlv::write(&mut objects, 0x87, &value);
@@ -173,13 +170,14 @@ impl Channel {
 mod tests {
     use super::*;
     use crate::tools::hex;
+    use zeroize::Zeroizing;
 
     fn channel() -> Channel {
         let enc: [u8; 16] = std::array::from_fn(|i| i as u8);
         let mac: [u8; 16] = std::array::from_fn(|i| 16 + i as u8);
         Channel::new(SessionKeys {
-            enc: Zeroizing::new(enc),
-            mac: Zeroizing::new(mac),
+            enc: AesKey::Aes128(Zeroizing::new(enc)),
+            mac: AesKey::Aes128(Zeroizing::new(mac)),
         })
     }
 

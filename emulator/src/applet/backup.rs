@@ -32,7 +32,7 @@ impl Applet {
             .get(&key_id)
             .ok_or(Status::ReferencedDataNotFound)?;
         let keys = self.key_encryption_keys(key.policy.domain_or_default())?;
-        Ok(Response::ok(keyblob::wrap(&keys, key, &mut *self.rng)))
+        Ok(Response::ok(keyblob::wrap(&keys, key, &mut *self.rng)?))
     }
 
     /// UNWRAP KEY: imports a blob (from the data, or from EF 2F10 when there is none) as key

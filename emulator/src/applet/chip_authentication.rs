@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::Applet;
 use crate::apdu::secure_messaging::SessionKeys;
 use crate::apdu::{tlv, Response, Status};
-use crate::crypto::aes;
+use crate::crypto::aes::{self, AesKey};
 use crate::model::key::{KeyMaterial, DEVICE_KEY_ID};
 use crate::model::pin::PinRef;
 use crate::model::OPTION_SESSION_PIN;
@@ -32,7 +32,7 @@ pub const OID_CA_ECDH_AES_CBC_CMAC_128: &[u8] =
 pub const SESSION_PIN_LEN: usize = 8;
 
 /// Kenc or Kmac from the shared secret and the nonce.
-fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> Zeroizing<[u8; 16]> {
+fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> AesKey {
     let mut h = Sha1::new();
     h.update(secret);
     h.update(nonce);
@@ -40,7 +40,7 @@ fn session_key(secret: &[u8], nonce: &[u8], counter: u32) -> Zeroizing<[u8; 16]>
     let digest = Zeroizing::new(<[u8; 20]>::from(h.finalize()));
     let mut out = Zeroizing::new([0u8; 16]);
     out.copy_from_slice(&digest[..16]);
-    out
+    AesKey::Aes128(out)
 }
 
 impl Applet {
@@ -84,7 +84,7 @@ impl Applet {
         };
         let mut public_key = tlv::encode(0x06, OID_CA_ECDH_AES_CBC_CMAC_128);
         tlv::write(&mut public_key, 0x86, ephemeral);
-        let token = aes::cmac(&*keys.mac, &tlv::encode(0x7F49, &public_key)).expect("16-byte key");
+        let token = aes::cmac(&keys.mac, &tlv::encode(0x7F49, &public_key));
         let mut answer = tlv::encode(0x81, &nonce);
         tlv::write(&mut answer, 0x82, &token[..8]);
         Ok((Response::ok(tlv::encode(0x7C, &answer)), keys))

@@ -155,9 +155,11 @@ impl Applet {
                 operation,
                 data,
             } => self.use_key(key_id, operation, data),
-            Request::GenerateSymmetricKey { key_id, size, data } => {
-                self.generate_symmetric_key(key_id, size, data)
-            }
+            Request::GenerateSymmetricKey {
+                key_id,
+                length,
+                data,
+            } => self.generate_symmetric_key(key_id, length, data),
             Request::DeriveEcKey {
                 source,
                 target,

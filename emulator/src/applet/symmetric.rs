@@ -6,17 +6,18 @@
 use super::keys::policy_tags;
 use super::Applet;
 use crate::apdu::{tlv, Response, Status};
+use crate::crypto::aes::KeyLength;
 use crate::model::key::KeyRecord;
 use crate::model::Change;
 
 impl Applet {
-    /// GENERATE SYMMETRIC KEY: an AES key of `size` bytes as key `key_id` (replacing a key
+    /// GENERATE SYMMETRIC KEY: an AES key of `length` as key `key_id` (replacing a key
     /// of that id, as GENERATE ASYMMETRIC does). Answers no data: an AES key has no public
     /// half.
     pub(super) fn generate_symmetric_key(
         &mut self,
         key_id: u8,
-        size: usize,
+        length: KeyLength,
         data: &[u8],
     ) -> Result<Response, Status> {
         self.require_key_slot(key_id)?;
@@ -26,8 +27,7 @@ impl Applet {
         }
         let policy = policy_tags(&tlvs)?;
         self.check_domain(&policy)?;
-        let mut key =
-            KeyRecord::generate_aes(size, &mut *self.rng).map_err(|_| Status::IncorrectP1P2)?;
+        let mut key = KeyRecord::generate_aes(length, &mut *self.rng);
         key.policy = policy;
         self.limits.admit_key(&self.state, key_id, &key)?;
         self.commit(vec![Change::PutKey(key_id, key)])?;

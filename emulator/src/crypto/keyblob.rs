@@ -20,10 +20,11 @@ use ::rsa::BoxedUint;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::aes;
+use super::aes::{self, AesKey};
 use super::ec::Curve;
 use super::rng::CardRng;
 use super::rsa::{self, boxed, trimmed};
+use super::CryptoError;
 use crate::model::dkek::kcv;
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord};
 
@@ -52,11 +53,11 @@ pub enum BlobError {
     Unsupported,
 }
 
-/// Encryption and MAC keys derived from a DKEK.
+/// Encryption and MAC keys derived from a DKEK (AES-256 both).
 pub struct KeyEncryptionKeys {
     kcv: [u8; 8],
-    enc: Zeroizing<[u8; 32]>,
-    mac: Zeroizing<[u8; 32]>,
+    enc: AesKey,
+    mac: AesKey,
 }
 
 impl KeyEncryptionKeys {
@@ -65,7 +66,7 @@ impl KeyEncryptionKeys {
             let mut h = Sha256::new();
             h.update(dkek);
             h.update(counter.to_be_bytes());
-            Zeroizing::new(<[u8; 32]>::from(h.finalize()))
+            AesKey::Aes256(Zeroizing::new(<[u8; 32]>::from(h.finalize())))
         };
         KeyEncryptionKeys {
             kcv: kcv(dkek),
@@ -80,17 +81,16 @@ impl KeyEncryptionKeys {
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 16] {
-        // A 32-byte key always fits AES-256.
-        aes::cmac(self.mac.as_slice(), data).unwrap_or_default()
+        aes::cmac(&self.mac, data)
     }
 
-    /// AES-256-CBC of whole blocks (the callers pad first).
-    fn encrypt_cbc(&self, plain: &[u8]) -> Vec<u8> {
-        aes::cbc_encrypt(self.enc.as_slice(), plain).unwrap_or_default()
+    /// AES-256-CBC (IV 0) of `plain` padded to whole blocks.
+    fn encrypt_padded(&self, plain: &[u8]) -> Vec<u8> {
+        aes::cbc_encrypt_padded(&self.enc, &[0; aes::BLOCK], plain)
     }
 
     fn decrypt_cbc(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, BlobError> {
-        aes::cbc_decrypt(self.enc.as_slice(), data).map_err(|_| BlobError::Rejected)
+        aes::cbc_decrypt(&self.enc, data).map_err(|_| BlobError::Rejected)
     }
 }
 
@@ -127,8 +127,12 @@ fn padded(n: &BoxedUint, len: usize) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// Wraps `key` into a blob.
-pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) -> Vec<u8> {
+/// Wraps `key` into a blob; `BadInput` for an EC key whose public point cannot be computed.
+pub fn wrap(
+    keys: &KeyEncryptionKeys,
+    key: &KeyRecord,
+    rng: &mut dyn CardRng,
+) -> Result<Vec<u8>, CryptoError> {
     let mut plain = Zeroizing::new(vec![0u8; 8]);
     rng.fill_bytes(&mut plain[..8]);
     let (key_type, oid) = match &key.material {
@@ -176,7 +180,7 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
         KeyMaterial::Ec { curve, scalar } => {
             let d = curve.domain();
             plain.extend_from_slice(&(curve.field_bits() as u16).to_be_bytes());
-            let point = curve.public_point(scalar).unwrap_or_default();
+            let point = curve.public_point(scalar)?;
             for value in [
                 d.a,
                 d.b,
@@ -191,16 +195,16 @@ pub fn wrap(keys: &KeyEncryptionKeys, key: &KeyRecord, rng: &mut dyn CardRng) ->
             (TYPE_EC, OID_EC)
         }
         KeyMaterial::Aes(secret) => {
+            let secret = secret.as_bytes();
             plain.extend_from_slice(&(secret.len() as u16).to_be_bytes());
             plain.extend_from_slice(secret);
             (TYPE_AES, OID_AES)
         }
     };
-    crate::crypto::aes::iso_pad(&mut plain);
-    let encrypted = keys.encrypt_cbc(&plain);
-
-    let algorithms = key.policy.algorithms.as_deref().unwrap_or_default();
-    seal(keys, key_type, oid, algorithms, &encrypted)
+    let encrypted = keys.encrypt_padded(&plain);
+    // No list of allowed algorithms: an empty field.
+    let algorithms = key.policy.algorithms.as_deref().unwrap_or(&[]);
+    Ok(seal(keys, key_type, oid, algorithms, &encrypted))
 }
 
 /// The blob around `encrypted`: KCV, key type, default algorithm OID, allowed algorithms,
@@ -234,7 +238,7 @@ pub fn seal_for_fuzzing(
 ) -> Vec<u8> {
     let mut body = plain.to_vec();
     body.resize(body.len().div_ceil(16).max(1) * 16, 0);
-    let body = keys.encrypt_cbc(&body);
+    let body = aes::encrypt_blocks(&keys.enc, &[0; aes::BLOCK], &body);
     seal(keys, key_type, OID_EC, algorithms, &body)
 }
 
@@ -265,12 +269,9 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
     let material = match key_type {
         TYPE_AES => {
             let len = usize::from(u16::from_be_bytes([plain[8], plain[9]]));
-            if !aes::KEY_LENGTHS.contains(&len) || fields.len() < len {
-                return Err(BlobError::Rejected);
-            }
-            let (secret, rest) = fields.split_at(len);
+            let (secret, rest) = fields.split_at_checked(len).ok_or(BlobError::Rejected)?;
             fields = rest;
-            KeyMaterial::Aes(Zeroizing::new(secret.to_vec()))
+            KeyMaterial::Aes(AesKey::from_slice(secret).ok_or(BlobError::Rejected)?)
         }
         TYPE_RSA => {
             let [d, n, e] = take_fields(&mut fields)?;
@@ -327,6 +328,7 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::aes::KeyLength;
     use crate::tools::hex;
 
     fn real_blob(file: &str) -> Vec<u8> {
@@ -411,13 +413,13 @@ mod tests {
                 .into_iter()
                 .map(|c| KeyRecord::generate_ec(c, &mut *rng)),
         );
-        for len in aes::KEY_LENGTHS {
-            let mut key = KeyRecord::generate_aes(len, &mut *rng).unwrap();
+        for length in [KeyLength::Aes128, KeyLength::Aes192, KeyLength::Aes256] {
+            let mut key = KeyRecord::generate_aes(length, &mut *rng);
             key.policy.algorithms = Some(vec![0x10, 0x11, 0x18, 0x99]);
             all.push(key);
         }
         for key in all {
-            let blob = wrap(&keys, &key, &mut *rng);
+            let blob = wrap(&keys, &key, &mut *rng).unwrap();
             let expected_type = match &key.material {
                 KeyMaterial::Rsa(k) if k.size() * 8 <= 2048 => TYPE_RSA_CRT,
                 KeyMaterial::Rsa(_) => TYPE_RSA,

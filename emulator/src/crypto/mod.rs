@@ -124,12 +124,16 @@ pub fn perform(
     }
 }
 
-fn aes_operation(key: &[u8], algorithm: Algorithm, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
+fn aes_operation(
+    key: &aes::AesKey,
+    algorithm: Algorithm,
+    input: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     match algorithm {
         Algorithm::AesCbcEncrypt => aes::cbc_encrypt(key, input),
         // The answer leaves the card; the copy wiped here is the card's own.
         Algorithm::AesCbcDecrypt => aes::cbc_decrypt(key, input).map(|plain| plain.to_vec()),
-        Algorithm::AesCmac => aes::cmac(key, input).map(|tag| tag.to_vec()),
+        Algorithm::AesCmac => Ok(aes::cmac(key, input).to_vec()),
         Algorithm::AesDerive => aes::derive(key, input).map(|value| value.to_vec()),
         _ => Err(CryptoError::WrongKeyType),
     }

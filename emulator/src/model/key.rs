@@ -9,6 +9,7 @@ use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::crypto::aes::{AesKey, KeyLength};
 use crate::crypto::ec::Curve;
 use crate::crypto::rng::{Adapter, CardRng};
 use crate::crypto::CryptoError;
@@ -25,7 +26,7 @@ pub enum KeyMaterial {
         scalar: Zeroizing<Vec<u8>>,
     },
     /// An AES key of 16, 24 or 32 bytes (GENERATE SYMMETRIC KEY).
-    Aes(Zeroizing<Vec<u8>>),
+    Aes(AesKey),
 }
 
 /// What GENERATE's optional tags allow: a usage counter (tag 90), a list of algorithm ids
@@ -77,7 +78,7 @@ impl std::fmt::Debug for KeyRecord {
             KeyMaterial::Aes(key) => write!(
                 f,
                 "KeyRecord::Aes({} bits, <redacted>, {:?})",
-                key.len() * 8,
+                key.length().bytes() * 8,
                 self.policy
             ),
         }
@@ -107,7 +108,9 @@ impl PartialEq for KeyMaterial {
                     scalar: other_scalar,
                 },
             ) => curve == other_curve && constant_time_eq(scalar, other_scalar),
-            (KeyMaterial::Aes(a), KeyMaterial::Aes(b)) => constant_time_eq(a, b),
+            (KeyMaterial::Aes(a), KeyMaterial::Aes(b)) => {
+                constant_time_eq(a.as_bytes(), b.as_bytes())
+            }
             _ => false,
         }
     }
@@ -154,17 +157,12 @@ impl KeyRecord {
         })
     }
 
-    /// Generates an AES key of `len` bytes (16, 24 or 32).
-    pub fn generate_aes(len: usize, rng: &mut dyn CardRng) -> Result<KeyRecord, CryptoError> {
-        if !crate::crypto::aes::KEY_LENGTHS.contains(&len) {
-            return Err(CryptoError::WrongLength);
-        }
-        let mut key = Zeroizing::new(vec![0u8; len]);
-        rng.fill_bytes(&mut key);
-        Ok(KeyRecord {
-            material: KeyMaterial::Aes(key),
+    /// Generates an AES key of `length`.
+    pub fn generate_aes(length: KeyLength, rng: &mut dyn CardRng) -> KeyRecord {
+        KeyRecord {
+            material: KeyMaterial::Aes(AesKey::generate(length, rng)),
             policy: KeyPolicy::default(),
-        })
+        }
     }
 
     /// The uncompressed public point `04 X Y` of an EC key.

@@ -86,7 +86,7 @@ pub fn secrets(card: &Card) -> Vec<Vec<u8>> {
         match &key.material {
             KeyMaterial::Ec { scalar, .. } => out.push(scalar.to_vec()),
             KeyMaterial::Rsa(k) => out.extend(rsa::secret_parts(k).iter().map(|s| s.to_vec())),
-            KeyMaterial::Aes(k) => out.push(k.to_vec()),
+            KeyMaterial::Aes(k) => out.push(k.as_bytes().to_vec()),
         }
     }
     out

@@ -96,9 +96,10 @@ pub fn keyblob(data: &[u8]) {
 /// wraps.
 pub fn secure_messaging(data: &[u8]) {
     use crate::apdu::secure_messaging::{Channel, SessionKeys};
+    use crate::crypto::aes::AesKey;
     let mut channel = Channel::new(SessionKeys {
-        enc: zeroize::Zeroizing::new([0x11; 16]),
-        mac: zeroize::Zeroizing::new([0x22; 16]),
+        enc: AesKey::Aes128(zeroize::Zeroizing::new([0x11; 16])),
+        mac: AesKey::Aes128(zeroize::Zeroizing::new([0x22; 16])),
     });
     for chunk in data.chunks(64) {
         let Some((&ins, body)) = chunk.split_first() else {

@@ -182,7 +182,8 @@ pub fn demo(card: &mut Card) -> Result<(), String> {
             }
         };
         let mut tbs = tlv::encode(0xA0, &der_integer(&[2]));
-        tbs.extend(tlv::encode(0x02, &hex::decode(serial).unwrap_or_default()));
+        let serial = hex::decode(serial).ok_or("a demo certificate serial is not hex")?;
+        tbs.extend(tlv::encode(0x02, &serial));
         tbs.extend_from_slice(&signature_algorithm);
         tbs.extend(name(label));
         tbs.extend_from_slice(&validity);

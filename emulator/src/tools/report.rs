@@ -136,7 +136,7 @@ impl Report {
                     format!("RSA {} bits", k.size() * 8)
                 }
                 KeyMaterial::Ec { curve, .. } => format!("EC {}", curve.openssl_name()),
-                KeyMaterial::Aes(k) => format!("AES {} bits", k.len() * 8),
+                KeyMaterial::Aes(k) => format!("AES {} bits", k.length().bytes() * 8),
             };
             let detail = describe_policy(detail, &key.policy);
             let detail = if *id == DEVICE_KEY_ID {

@@ -58,8 +58,8 @@ pub fn describe(request: &Request<'_>) -> String {
         }
         Request::ReadConfiguration => "read configuration and version".into(),
         Request::GenerateSessionPin => "for the user PIN".into(),
-        Request::GenerateSymmetricKey { key_id, size, .. } => {
-            format!("{}, AES-{}", key(*key_id), size * 8)
+        Request::GenerateSymmetricKey { key_id, length, .. } => {
+            format!("{}, AES-{}", key(*key_id), length.bytes() * 8)
         }
         Request::DeriveEcKey { source, target, .. } => {
             format!("{} from {}", key(*target), key(*source))

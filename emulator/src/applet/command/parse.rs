@@ -3,6 +3,7 @@
 use super::request::{DomainAction, KeyOperation, Request, SelectAnswer, Target, Unblock};
 use super::Ins;
 use crate::apdu::{tlv, Command, Status};
+use crate::crypto::aes::KeyLength;
 use crate::crypto::Algorithm;
 use crate::model::pin::{PinRef, SO_PIN_LENGTH};
 
@@ -293,10 +294,10 @@ impl<'a> Request<'a> {
             },
             Ins::GenerateSymmetricKey => Request::GenerateSymmetricKey {
                 key_id: p1,
-                size: match p2 {
-                    0xB0 => 16,
-                    0xB1 => 24,
-                    0xB2 => 32,
+                length: match p2 {
+                    0xB0 => KeyLength::Aes128,
+                    0xB1 => KeyLength::Aes192,
+                    0xB2 => KeyLength::Aes256,
                     _ => return Err(Status::IncorrectP1P2),
                 },
                 data,

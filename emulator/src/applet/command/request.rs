@@ -1,6 +1,7 @@
 //! A command of the application, syntax checked: what [`Request::parse`] makes of a complete
 //! command APDU, and what the handlers take.
 
+use crate::crypto::aes::KeyLength;
 use crate::crypto::Algorithm;
 use crate::model::pin::PinRef;
 
@@ -139,8 +140,7 @@ pub(crate) enum Request<'a> {
     },
     GenerateSymmetricKey {
         key_id: u8,
-        /// Key length in bytes.
-        size: usize,
+        length: KeyLength,
         data: &'a [u8],
     },
     CipherSymmetric {

@@ -40,7 +40,7 @@ fn refused(c: &mut Card, apdu: &str, status: &str) {
 
 fn aes_key(c: &Card, id: u8) -> Vec<u8> {
     match &c.state().keys[&id].material {
-        KeyMaterial::Aes(k) => k.to_vec(),
+        KeyMaterial::Aes(k) => k.as_bytes().to_vec(),
         _ => panic!("key {id} is not an AES key"),
     }
 }

@@ -5,6 +5,7 @@
 use zeroize::Zeroizing;
 
 use crate::apdu::tlv;
+use crate::crypto::aes::AesKey;
 use crate::crypto::ec::Curve;
 use crate::crypto::rsa as rsa_key;
 use crate::model::key::{KeyMaterial, KeyPolicy, KeyRecord};
@@ -90,7 +91,7 @@ pub(crate) fn encode_key(key: &KeyRecord) -> Zeroizing<Vec<u8>> {
         }
         KeyMaterial::Aes(key) => {
             tlv::write(&mut out, tag::KIND, &[KIND_AES]);
-            tlv::write(&mut out, tag::AES_KEY, key);
+            tlv::write(&mut out, tag::AES_KEY, key.as_bytes());
         }
     }
     if let Some(n) = key.policy.uses_left {
@@ -134,13 +135,7 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Option<KeyRecord> {
                 scalar: Zeroizing::new(scalar.to_vec()),
             }
         }
-        [KIND_AES] => {
-            let key = field(tag::AES_KEY)?;
-            if !crate::crypto::aes::KEY_LENGTHS.contains(&key.len()) {
-                return None;
-            }
-            KeyMaterial::Aes(Zeroizing::new(key.to_vec()))
-        }
+        [KIND_AES] => KeyMaterial::Aes(AesKey::from_slice(field(tag::AES_KEY)?)?),
         _ => return None,
     };
     let byte = |t| match field(t) {
