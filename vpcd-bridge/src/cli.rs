@@ -1,11 +1,14 @@
 //! The command line: every subcommand and option, parsed by clap. What each subcommand does
-//! is in its own module ([`crate::serve`], [`crate::sandbox`], [`crate::offline`]).
+//! is in its own module ([`crate::run`], [`crate::fleet`], [`crate::sandbox`],
+//! [`crate::offline`]).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use emulator::Limits;
 use vpcd_bridge::Endpoint;
+
+use crate::cards::NewCard;
 
 /// An emulated CardContact SmartCard-HSM for pcscd's vpcd virtual reader.
 ///
@@ -20,13 +23,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Ready-made cards.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Profile {
-    /// The card of the OpenSC wiki page's `pkcs15-tool -D` listing.
-    Demo,
 }
 
 /// How a new card is made: shared by `init`, `run` and `sandbox`.
@@ -45,11 +41,13 @@ pub struct Making {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Make the card from a profile: `demo` is the card of the OpenSC wiki's
-    /// `pkcs15-tool -D` listing (PIN 648219, SO-PIN 3537363231383830, seven "Joe Doe" keys
-    /// with certificates).
+    /// What a new card is made as: `blank` (as from the factory), `initialized` (the OpenSC
+    /// wiki's PINs: user PIN 648219, SO-PIN 3537363231383830) or `demo` (the card of the OpenSC
+    /// wiki's `pkcs15-tool -D` listing: those PINs and seven "Joe Doe" keys with
+    /// certificates). An existing card is served as it is. [default: run: blank; sandbox and
+    /// init: initialized]
     #[arg(long, value_enum, value_name = "NAME")]
-    pub profile: Option<Profile>,
+    pub profile: Option<NewCard>,
 }
 
 /// APDU traces: shared by `run` and `sandbox`.
@@ -284,10 +282,6 @@ pub struct RunArgs {
     /// Create this file once pcscd has seen every card (used by `sandbox`).
     #[arg(long, value_name = "PATH", hide = true)]
     pub ready_file: Option<PathBuf>,
-
-    /// Initialise a new card with the OpenSC wiki's PINs (used by `sandbox`).
-    #[arg(long, hide = true)]
-    pub initialize: bool,
 
     /// Create this file once every card is open and trying to connect (used by `sandbox`).
     #[arg(long, value_name = "PATH", hide = true)]

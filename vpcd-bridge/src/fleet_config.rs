@@ -1,4 +1,9 @@
-//! The configuration file of `serve`: many cards from one process, in TOML.
+//! Which cards a process serves, each with its database and its vpcd slot: from the
+//! configuration file of `serve --config` ([`FleetConfig::load`]), or from the arguments of
+//! `run` ([`FleetConfig::of_run`]: card i on vpcd port PORT+i, with the database PATH-i).
+//! Either way the cards are run by the same runtime ([`crate::fleet`]).
+//!
+//! The file, in TOML:
 //!
 //! ```toml
 //! pki = "emulator-pki.bin"      # optional: the PKI new cards are made under
@@ -20,21 +25,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use emulator::Limits;
 use serde::Deserialize;
 use vpcd_bridge::Endpoint;
 
-/// What a new card is made as.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NewCard {
-    /// As from the factory.
-    #[default]
-    Blank,
-    /// Initialised with the OpenSC wiki's PINs.
-    Initialized,
-    /// The card of the OpenSC wiki's `pkcs15-tool -D` listing.
-    Demo,
-}
+use crate::cards::{numbered, NewCard};
+use crate::cli::RunArgs;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,10 +54,24 @@ struct CardEntry {
 /// One card of the fleet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardSpec {
+    /// Names the card in every log line and metric.
     pub name: String,
     pub db: PathBuf,
+    /// The vpcd slot the card goes into.
     pub vpcd: Endpoint,
-    pub profile: NewCard,
+    /// What the card is made as if its database holds none yet.
+    pub new_card: NewCard,
+    /// A deterministic card's seed (`run --seed`).
+    pub seed: Option<u64>,
+    pub limits: Limits,
+    pub traces: TraceFiles,
+}
+
+/// Where a card writes its traces, if anywhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceFiles {
+    pub text: Option<PathBuf>,
+    pub json: Option<PathBuf>,
 }
 
 /// A checked configuration.
@@ -147,7 +157,10 @@ impl FleetConfig {
                 name: entry.name,
                 db,
                 vpcd,
-                profile: entry.profile,
+                new_card: entry.profile,
+                seed: None,
+                limits: Limits::default(),
+                traces: TraceFiles::default(),
             });
         }
         let pki = file
@@ -157,6 +170,46 @@ impl FleetConfig {
         Ok(FleetConfig {
             pki: pki.map(|p| dir.join(p)),
             http,
+            cards,
+        })
+    }
+}
+
+impl FleetConfig {
+    /// The cards of `run`: card i (of `--cards N`) in the vpcd slot at PORT+i, with the database
+    /// `db` numbered i (`card.redb`, `card-1.redb`, ...), the seed SEED+i, and its own traces;
+    /// each named by its database's file name.
+    pub fn of_run(args: &RunArgs, db: &Path) -> Result<FleetConfig, String> {
+        let limits = Limits {
+            storage_bytes: args.storage,
+            max_file_size: args.max_file_size,
+            max_keys: args.max_keys,
+        };
+        let mut cards = Vec::new();
+        for index in 0..args.cards {
+            let db = numbered(db, index);
+            let port = args.vpcd.port.checked_add(index);
+            cards.push(CardSpec {
+                name: db
+                    .file_stem()
+                    .map_or_else(|| index.to_string(), |s| s.to_string_lossy().into()),
+                vpcd: Endpoint {
+                    host: args.vpcd.host.clone(),
+                    port: port.ok_or("vpcd port out of range")?,
+                },
+                new_card: args.making.profile.unwrap_or_default(),
+                seed: args.making.seed.map(|s| s.wrapping_add(u64::from(index))),
+                limits,
+                traces: TraceFiles {
+                    text: args.traces.trace.as_ref().map(|f| numbered(f, index)),
+                    json: args.traces.trace_json.as_ref().map(|f| numbered(f, index)),
+                },
+                db,
+            });
+        }
+        Ok(FleetConfig {
+            pki: args.making.pki.clone(),
+            http: None,
             cards,
         })
     }
@@ -212,10 +265,10 @@ profile = "demo"
         assert_eq!(c.http.unwrap().port(), 9180);
         assert_eq!(c.cards.len(), 2);
         assert_eq!(c.cards[0].db, Path::new("/etc/fleet/a.redb"));
-        assert_eq!(c.cards[0].profile, NewCard::Blank);
+        assert_eq!(c.cards[0].new_card, NewCard::Blank);
         assert_eq!(c.cards[1].db, Path::new("/abs/b.redb"));
         assert_eq!(c.cards[1].vpcd.host, "host-b");
-        assert_eq!(c.cards[1].profile, NewCard::Demo);
+        assert_eq!(c.cards[1].new_card, NewCard::Demo);
     }
 
     #[test]

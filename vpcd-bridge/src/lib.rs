@@ -15,4 +15,4 @@ pub mod frame;
 pub mod link;
 pub mod private_pcscd;
 
-pub use link::{run, Endpoint};
+pub use link::Endpoint;

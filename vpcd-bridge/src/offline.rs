@@ -5,13 +5,16 @@ use std::path::Path;
 
 use emulator::RedbStore;
 
-use crate::cli::{InitArgs, Making, Profile};
-use crate::{db_path, open_card, PkiChoice};
+use crate::cards::{db_path, open_card, NewCard, PkiChoice};
+use crate::cli::{InitArgs, Making};
 
 /// `init`: initialises a card offline (or makes the demo card).
 pub fn init(args: InitArgs) -> Result<(), String> {
     let path = db_path(args.db)?;
-    let pki = PkiChoice::of(&args.making);
+    let pki = PkiChoice {
+        file: args.making.pki.clone(),
+        seed: args.making.seed,
+    };
     let Making { seed, profile, .. } = args.making;
     let options = emulator::tools::admin::InitOptions {
         so_pin: args.so_pin,
@@ -34,9 +37,15 @@ pub fn init(args: InitArgs) -> Result<(), String> {
             "sc-hsm-emulator: note: OpenSC's PKCS#11 module accepts user PINs of at most 15 characters at login; this one has 16"
         );
     }
+    if profile == Some(NewCard::Blank) {
+        return Err(
+            "init initialises the card: --profile takes demo or initialized here (run and sandbox make blank cards)"
+                .into(),
+        );
+    }
     let mut card = open_card(&path, true, seed, &pki)?;
-    if let Some(Profile::Demo) = profile {
-        emulator::tools::profile::demo(&mut card)?;
+    if profile == Some(NewCard::Demo) {
+        NewCard::Demo.make(&mut card)?;
         println!("Made the demo card {} in {}", card.serial(), path.display());
         return Ok(());
     }

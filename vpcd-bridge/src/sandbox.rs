@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use vpcd_bridge::private_pcscd::{poll, PrivatePcscd};
 
-use crate::cli::{Making, Profile, SandboxArgs};
+use crate::cards::NewCard;
+use crate::cli::{Making, SandboxArgs};
 
 /// How long to wait for the card(s) to be present in pcscd.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -258,12 +259,16 @@ fn start_cards(
         run.arg("--pki")
             .arg(std::path::absolute(pki).unwrap_or_else(|_| pki.clone()));
     }
-    if let Some(Profile::Demo) = profile {
-        run.args(["--profile", "demo"]);
-    }
-    // A new card is ready to use unless asked for a blank one.
-    if args.db.is_none() && profile.is_none() && !args.blank {
-        run.arg("--initialize");
+    // A new card is ready to use unless asked for a blank one; a card of --db is used as it
+    // is.
+    let new_card = match (profile, args.blank, &args.db) {
+        (Some(profile), _, _) => Some(*profile),
+        (None, true, _) => Some(NewCard::Blank),
+        (None, false, None) => Some(NewCard::Initialized),
+        (None, false, Some(_)) => None,
+    };
+    if let Some(new_card) = new_card {
+        run.args(["--profile", new_card.name()]);
     }
     let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
     let traces = [

@@ -1,0 +1,162 @@
+//! One card at work: a thread of its own with a runtime of its own (a slow command, an RSA-4096
+//! key generation, never holds up another card), the card opened or made from its database,
+//! its traces and metrics, and its link to vpcd until it is told to stop. `run` and
+//! `serve --config` start the same workers ([`crate::fleet`]).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use emulator::{TraceEvent, Tracer};
+use vpcd_bridge::link::{self, LinkOptions, LinkStats};
+
+use crate::cards::{holds_no_card_yet, open_card, PkiChoice};
+use crate::fleet::lock;
+use crate::fleet_config::{CardSpec, TraceFiles};
+
+/// What one card reports (`/healthz`, `/metrics`).
+#[derive(Default)]
+pub struct CardMetrics {
+    pub serial: Mutex<String>,
+    /// The database is open and the card serving (or trying to reach vpcd).
+    pub open: AtomicBool,
+    /// Why it is not, when it failed.
+    pub failure: Mutex<Option<String>>,
+    pub apdus: AtomicU64,
+    pub errors: AtomicU64,
+    /// SW1's high nibble of the last answer (`9` success, `6` error), 0 before any.
+    pub last_class: AtomicU8,
+    pub link: LinkStats,
+}
+
+/// A card that opened: its serial, and whether it was made just now.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    pub serial: String,
+    pub new: bool,
+}
+
+/// Where a worker says whether its card opened.
+pub type OpenedReceiver = mpsc::Receiver<Result<Opened, String>>;
+
+/// A running card: its spec, how to stop it, its thread and metrics.
+pub struct Worker {
+    pub spec: CardSpec,
+    pub metrics: Arc<CardMetrics>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Starts the card of `spec` (a new card is made under `pki`); `on_present` is called once,
+    /// when pcscd first powers the card up. The receiver hears once whether the card opened.
+    pub fn start(
+        spec: CardSpec,
+        pki: PkiChoice,
+        on_present: Box<dyn FnOnce() + Send>,
+    ) -> (Worker, OpenedReceiver) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (opened_tx, opened_rx) = mpsc::channel();
+        let metrics = Arc::new(CardMetrics::default());
+        let shared = Arc::clone(&metrics);
+        let thread_spec = spec.clone();
+        let thread = std::thread::spawn(move || {
+            let spec = thread_spec;
+            let span = tracing::info_span!("card", name = %spec.name, vpcd = %spec.vpcd, serial = tracing::field::Empty);
+            let _entered = span.enter();
+            let outcome = serve(&spec, &pki, &shared, stopped, on_present, &span, &opened_tx);
+            if let Err(why) = outcome {
+                tracing::error!(error = %why, "card not served");
+                *lock(&shared.failure) = Some(why.clone());
+                let _ = opened_tx.send(Err(why));
+            }
+        });
+        let worker = Worker {
+            spec,
+            metrics,
+            stop,
+            thread,
+        };
+        (worker, opened_rx)
+    }
+
+    /// Stops the card (powered off, its database closed) and waits for its thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.thread.join();
+    }
+}
+
+/// The worker's life: open (or make) the card, serve it until told to stop.
+fn serve(
+    spec: &CardSpec,
+    pki: &PkiChoice,
+    metrics: &Arc<CardMetrics>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    on_present: Box<dyn FnOnce() + Send>,
+    span: &tracing::Span,
+    opened: &mpsc::Sender<Result<Opened, String>>,
+) -> Result<(), String> {
+    let new = holds_no_card_yet(&spec.db);
+    let mut card = open_card(&spec.db, true, spec.seed, pki)?.with_limits(spec.limits);
+    if new {
+        spec.new_card.make(&mut card)?;
+    }
+    let serial = card.serial().to_string();
+    span.record("serial", tracing::field::display(&serial));
+    *lock(&metrics.serial) = serial.clone();
+    card.set_tracer(Some(tracer(&spec.traces, Arc::clone(metrics))?));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    metrics.open.store(true, Ordering::Relaxed);
+    tracing::info!(db = %spec.db.display(), "card ready");
+    let _ = opened.send(Ok(Opened { serial, new }));
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let options = LinkOptions {
+        on_present: Some(Box::new(move || {
+            tracing::info!("pcscd powered the card up");
+            on_present();
+        })),
+        stats: Some(&metrics.link),
+        ..LinkOptions::default()
+    };
+    runtime.block_on(link::run(&mut card, &spec.vpcd, shutdown, options));
+    metrics.open.store(false, Ordering::Relaxed);
+    tracing::info!("card stopped");
+    Ok(())
+}
+
+/// The card's tracer: every exchange counted in `metrics`, and written to the trace files
+/// (created or truncated), text and/or JSON lines.
+fn tracer(files: &TraceFiles, metrics: Arc<CardMetrics>) -> Result<Tracer, String> {
+    let open = |path: &Path| {
+        std::fs::File::create(path)
+            .map(std::io::LineWriter::new)
+            .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
+    };
+    let mut text = files.text.as_deref().map(open).transpose()?;
+    let mut json = files.json.as_deref().map(open).transpose()?;
+    Ok(Box::new(move |event: &TraceEvent| {
+        metrics.apdus.fetch_add(1, Ordering::Relaxed);
+        if !event.status.is_success() {
+            metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let [sw1, _] = event.status.sw();
+        metrics.last_class.store(sw1 >> 4, Ordering::Relaxed);
+        if text.is_none() && json.is_none() {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        if let Some(out) = text.as_mut() {
+            let _ = writeln!(out, "{}", event.to_text(now));
+        }
+        if let Some(out) = json.as_mut() {
+            let _ = writeln!(out, "{}", event.to_json(now));
+        }
+    }))
+}
