@@ -21,15 +21,6 @@ pub(super) struct RequestFields<'a> {
 }
 
 impl Applet {
-    /// The card holder reference of the device certificate.
-    pub(super) fn device_chr(&self) -> Result<&str, Status> {
-        self.state
-            .identity
-            .as_ref()
-            .map(|i| i.device_chr.as_str())
-            .ok_or(Status::ReferencedDataNotFound)
-    }
-
     /// The fields of a request for an imported key: the device as CAR, the CHR made of the
     /// serial and the key id, SHA-256 signature algorithms. A secret (AES) key has no public
     /// half: nothing.

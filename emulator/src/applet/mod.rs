@@ -221,6 +221,15 @@ impl Applet {
         self.state.identity.as_ref().map_or("", |i| i.serial())
     }
 
+    /// The card holder reference of the device certificate.
+    fn device_chr(&self) -> Result<&str, Status> {
+        self.state
+            .identity
+            .as_ref()
+            .map(|i| i.device_chr.as_str())
+            .ok_or(Status::ReferencedDataNotFound)
+    }
+
     /// Power off, power on or reset: everything volatile is lost.
     pub fn power_cycle(&mut self) {
         self.session = Session::default();
