@@ -136,6 +136,19 @@ pub fn open_card(
 mod tests {
     use super::*;
 
+    /// The command line and fleet files take the same three names, and `name` gives them.
+    #[test]
+    fn a_new_cards_name_is_what_the_command_line_and_fleet_files_take() {
+        use clap::ValueEnum;
+        for new_card in NewCard::value_variants() {
+            assert_eq!(NewCard::from_str(new_card.name(), false), Ok(*new_card));
+            use serde::de::value::{Error, StrDeserializer};
+            let file = NewCard::deserialize(StrDeserializer::<Error>::new(new_card.name()));
+            let file = file.unwrap();
+            assert_eq!(file, *new_card);
+        }
+    }
+
     #[test]
     fn databases_of_several_cards() {
         assert_eq!(

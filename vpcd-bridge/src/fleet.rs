@@ -15,19 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::cards::PkiChoice;
 use crate::fleet_config::{CardSpec, FleetConfig};
-use crate::worker::{OpenedReceiver, Worker};
+use crate::worker::{lock, OpenedReceiver, Worker};
 
 /// The running cards by name: the one map the fleet, its reload and its HTTP listener share.
 pub type Registry = Arc<Mutex<BTreeMap<String, Worker>>>;
-
-/// Locks `mutex`, also when a thread panicked while holding it: what it guards (the
-/// registry, names, counters, a failure message) is changed in one step at a time, so it is
-/// whole either way.
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// The cards of one process and the PKI their new cards are made under.
 pub struct Fleet {

@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 
-use crate::fleet::{lock, Registry};
-use crate::worker::CardMetrics;
+use crate::fleet::Registry;
+use crate::worker::{lock, CardMetrics};
 
 /// Answers on `address` from now on, in a thread of its own.
 pub fn listen(address: SocketAddr, registry: Registry) -> Result<(), String> {

@@ -12,8 +12,16 @@ use emulator::{TraceEvent, Tracer};
 use vpcd_bridge::link::{self, LinkOptions, LinkStats};
 
 use crate::cards::{holds_no_card_yet, open_card, PkiChoice};
-use crate::fleet::lock;
 use crate::fleet_config::{CardSpec, TraceFiles};
+
+/// Locks `mutex`, also when a thread panicked while holding it: what it guards (the
+/// registry, names, counters, a failure message) is changed in one step at a time, so it is
+/// whole either way.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// What one card reports (`/healthz`, `/metrics`).
 #[derive(Default)]

@@ -231,12 +231,9 @@ impl Card {
             }
             _ => response.to_bytes(),
         };
-        match effect {
-            Some(Effect::OpenSecureChannel(keys)) => {
-                self.channel = Some(Channel::new(keys));
-                self.app.secure_channel(true);
-            }
-            None => {}
+        if let Some(Effect::OpenSecureChannel(keys)) = effect {
+            self.channel = Some(Channel::new(keys));
+            self.app.secure_channel(true);
         }
         answer
     }

@@ -248,12 +248,7 @@ pub fn unwrap(keys: &KeyEncryptionKeys, blob: &[u8]) -> Result<KeyRecord, BlobEr
         return Err(BlobError::Rejected);
     }
     let (authenticated, mac) = blob.split_at(blob.len() - 16);
-    let expected = keys.mac(authenticated);
-    let mac_ok = expected
-        .iter()
-        .zip(mac)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0;
+    let mac_ok = super::constant_time_eq(&keys.mac(authenticated), mac);
     if authenticated[..8] != keys.kcv || !mac_ok {
         return Err(BlobError::Rejected);
     }
