@@ -64,6 +64,9 @@ pub enum Status {
     InsNotSupported,
     /// `6E00`: class not supported.
     ClaNotSupported,
+    /// Any other status word: one a fault rule makes the card answer
+    /// ([`crate::fault`]), never one the card answers by itself.
+    Other([u8; 2]),
 }
 
 impl Status {
@@ -95,6 +98,7 @@ impl Status {
             Status::WrongOffset => [0x6B, 0x00],
             Status::InsNotSupported => [0x6D, 0x00],
             Status::ClaNotSupported => [0x6E, 0x00],
+            Status::Other(sw) => sw,
         }
     }
 
@@ -131,6 +135,7 @@ impl Status {
             Status::WrongOffset => "offset outside the file",
             Status::InsNotSupported => "instruction not supported",
             Status::ClaNotSupported => "class not supported",
+            Status::Other(_) => "given by a fault rule",
         }
     }
 
@@ -138,8 +143,49 @@ impl Status {
     pub fn is_success(self) -> bool {
         matches!(
             self,
-            Status::Success | Status::MoreData(_) | Status::EndOfFile
+            Status::Success
+                | Status::MoreData(_)
+                | Status::EndOfFile
+                | Status::Other([0x90, 0x00] | [0x61, _] | [0x62, 0x82])
         )
+    }
+
+    /// The status of two status bytes: the card's own name for them when it has one
+    /// ([`Status::Other`] otherwise).
+    pub fn from_sw(sw: [u8; 2]) -> Status {
+        const NAMED: [Status; 23] = [
+            Status::Success,
+            Status::EndOfFile,
+            Status::VerificationFailed,
+            Status::MemoryFailure,
+            Status::WrongLength,
+            Status::SecureMessagingNotSupported,
+            Status::LastCommandOfChainExpected,
+            Status::SecurityStatusNotSatisfied,
+            Status::AuthenticationBlocked,
+            Status::ReferenceDataNotUsable,
+            Status::ConditionsNotSatisfied,
+            Status::CommandNotAllowed,
+            Status::SmDataObjectsIncorrect,
+            Status::IncorrectData,
+            Status::FunctionNotSupported,
+            Status::NotFound,
+            Status::NotEnoughMemory,
+            Status::IncorrectP1P2,
+            Status::ReferencedDataNotFound,
+            Status::FileExists,
+            Status::WrongOffset,
+            Status::InsNotSupported,
+            Status::ClaNotSupported,
+        ];
+        match sw {
+            [0x61, n] => Status::MoreData(if n == 0 { 0x100 } else { usize::from(n) }),
+            [0x63, n @ 0xC0..=0xCF] => Status::PinTriesLeft(n & 0x0F),
+            _ => NAMED
+                .into_iter()
+                .find(|s| s.sw() == sw)
+                .unwrap_or(Status::Other(sw)),
+        }
     }
 }
 

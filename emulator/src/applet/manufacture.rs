@@ -4,6 +4,7 @@
 
 use super::session::Session;
 use super::Applet;
+use super::Power;
 use crate::crypto::rng::{self, CardRng, SeededRng};
 use crate::crypto::CryptoError;
 use crate::limits::Limits;
@@ -77,6 +78,7 @@ impl Applet {
             session: Session::default(),
             rng,
             limits: Limits::default(),
+            power: Power::default(),
         };
         if applet.state.identity.is_none() {
             applet.manufacture(pki)?;

@@ -73,6 +73,15 @@ pub(crate) struct Applet {
     session: Session,
     rng: Box<dyn CardRng>,
     limits: Limits,
+    power: Power,
+}
+
+/// A power cut a test armed ([`Applet::cut_power_after`]): how many more commits the card
+/// makes before it, and whether it came.
+#[derive(Default)]
+pub(crate) struct Power {
+    commits_left: Option<u32>,
+    cut: bool,
 }
 
 /// What a command asks of the transport besides its answer.
@@ -192,6 +201,14 @@ impl Applet {
     /// Makes `batch` durable, then applies it in memory. On failure nothing changes and the
     /// command answers `6581`.
     pub fn commit(&mut self, batch: Batch) -> Result<(), Status> {
+        if let Some(left) = self.power.commits_left.as_mut() {
+            if *left == 0 {
+                // The power is gone: nothing more reaches the store.
+                self.power.cut = true;
+                return Err(Status::MemoryFailure);
+            }
+            *left -= 1;
+        }
         if let Err(e) = self.store.commit(&batch) {
             tracing::error!(error = %e, "commit failed; command refused with 6581");
             return Err(e.into());
@@ -199,6 +216,39 @@ impl Applet {
         for change in batch {
             self.state.apply(change);
         }
+        Ok(())
+    }
+
+    /// Cuts the power after `commits` more commits (a torn command): later ones are not made.
+    pub fn cut_power_after(&mut self, commits: u32) {
+        self.power = Power {
+            commits_left: Some(commits),
+            cut: false,
+        };
+    }
+
+    /// The power is back: the card starts from what its store holds, as after a real power
+    /// loss (never from what memory held). Returns whether a commit was cut.
+    pub fn power_restored(&mut self) -> bool {
+        let cut = std::mem::take(&mut self.power).cut;
+        match self.store.load() {
+            Ok(state) => self.state = state,
+            Err(e) => tracing::error!(error = %e, "cannot read the card back after the power cut"),
+        }
+        self.power_cycle();
+        cut
+    }
+
+    /// The whole card as a portable snapshot.
+    pub fn snapshot(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::store::StoreError> {
+        self.store.take_snapshot()
+    }
+
+    /// The card of `snapshot` in place of this one (stored first, then read back).
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), crate::store::StoreError> {
+        self.store.replace_with(snapshot)?;
+        self.state = self.store.load()?;
+        self.power_cycle();
         Ok(())
     }
 

@@ -21,8 +21,10 @@ use crate::model::CardState;
 use crate::store::{Store, StoreError};
 
 pub mod trace;
+pub mod work;
 
 use trace::{TraceEvent, Tracer};
+use work::{Pending, Work};
 
 /// ATR of the contact SmartCard-HSM; OpenSC and CardContact's module bind by it.
 pub const ATR: [u8; 24] = [
@@ -37,6 +39,8 @@ pub struct Card {
     /// The secure channel chip authentication opened, if any.
     channel: Option<Channel>,
     tracer: Option<Tracer>,
+    /// What the last command made the card do (for the timing profile).
+    last_work: Work,
 }
 
 impl Card {
@@ -76,6 +80,7 @@ impl Card {
             layer: Layer::default(),
             channel: None,
             tracer: None,
+            last_work: Work::Nothing,
         }
     }
 
@@ -177,6 +182,7 @@ impl Card {
         let name = command::name_of(command.ins);
         let mut parameters = String::new();
         let mut effect = None;
+        self.last_work = Work::Nothing;
         let response = match self.layer.receive(command) {
             Incoming::Answered(response) => response,
             Incoming::Complete(mut command) => {
@@ -188,7 +194,12 @@ impl Card {
                                 parameters.push_str(" [secure messaging]");
                             }
                         }
-                        self.app.dispatch(request)
+                        let pending = Pending::of(&request);
+                        let outcome = self.app.dispatch(request);
+                        if outcome.response.status.is_success() {
+                            self.last_work = pending.done(self.app.state());
+                        }
+                        outcome
                     }
                     Err(status) => Outcome::from(Response::from(status)),
                 };
@@ -220,6 +231,7 @@ impl Card {
                 response_len: response.data.len(),
                 status: response.status,
                 duration: started.elapsed(),
+                fault: None,
             });
         }
         let answer = match self.channel.as_mut() {
@@ -236,6 +248,46 @@ impl Card {
             self.app.secure_channel(true);
         }
         answer
+    }
+
+    /// Hands `event` to the tracer, if any (an injected fault's event).
+    pub(crate) fn trace(&mut self, event: &TraceEvent) {
+        if let Some(tracer) = self.tracer.as_mut() {
+            tracer(event);
+        }
+    }
+
+    /// What the last command made the card do (for the timing profile; [`Work::Nothing`]
+    /// after a refusal).
+    pub fn last_work(&self) -> Work {
+        self.last_work
+    }
+
+    /// Runs one command with the power cut after `commits` of its commits: a later commit
+    /// is not made, no answer leaves, and the card comes back as from a power-up, with what
+    /// its store holds. Returns whether the cut came while the command still had changes to
+    /// make (`false`: it had finished and only its answer was lost).
+    pub fn transmit_torn(&mut self, apdu: &[u8], commits: u32) -> bool {
+        self.app.cut_power_after(commits);
+        drop(self.transmit(apdu));
+        let cut = self.app.power_restored();
+        self.forget_session();
+        cut
+    }
+
+    /// The whole card as a portable snapshot (what `export` writes). It holds the card's
+    /// keys as its store does.
+    pub fn snapshot(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        self.app.snapshot()
+    }
+
+    /// Replaces the whole card by the one in `snapshot` (same serial, keys, counters), as if
+    /// that card had been put in the reader instead: the session ends. A damaged snapshot is
+    /// refused and the card left as it was.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.app.restore(snapshot)?;
+        self.forget_session();
+        Ok(())
     }
 
     /// Read-only view of the persistent state (status tools, tests).

@@ -22,4 +22,7 @@ pub struct TraceEvent {
     pub response_len: usize,
     pub status: Status,
     pub duration: Duration,
+    /// The fault a rule injected into this exchange ([`crate::fault`]), in words: the
+    /// status word given instead, the delay, the removal, the tear.
+    pub fault: Option<String>,
 }

@@ -297,4 +297,17 @@ impl Store for RedbStore {
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         self.transaction(|tables| record::write(changes, tables))
     }
+
+    fn take_snapshot(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        self.database()?;
+        self.snapshot()
+    }
+
+    fn replace_with(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let new = snapshot::decode(snapshot)?;
+        new.to_state()?;
+        self.database()?;
+        let old = self.records()?;
+        self.transaction(|tables| snapshot::overwrite(&old, &new, tables))
+    }
 }

@@ -50,4 +50,17 @@ impl Store for MemoryStore {
         // Setting records in memory cannot fail half-way.
         record::write(changes, &mut *self.lock())
     }
+
+    fn take_snapshot(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let records = self.lock().clone();
+        records.to_state()?;
+        Ok(super::snapshot::encode(&records))
+    }
+
+    fn replace_with(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let new = super::snapshot::decode(snapshot)?;
+        new.to_state()?;
+        *self.lock() = new;
+        Ok(())
+    }
 }

@@ -67,6 +67,18 @@ pub trait Store: Send {
     fn load(&mut self) -> Result<CardState, StoreError>;
     /// Makes all `changes` durable together, or none of them.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+    /// The whole card as a portable snapshot ([`snapshot`]'s format).
+    fn take_snapshot(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        Err(StoreError::Refused("this store keeps no snapshots".into()))
+    }
+    /// Replaces the whole card by the one of `snapshot`, in one durable step; a damaged
+    /// snapshot is refused before anything changes.
+    fn replace_with(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let _ = snapshot;
+        Err(StoreError::Refused(
+            "this store cannot load snapshots".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use sha2::Digest;
 use zeroize::Zeroizing;
 
-use super::record::Records;
+use super::record::{self, Records, Slot, Tables};
 use super::version::SNAPSHOT as VERSION;
 use super::StoreError;
 use crate::apdu::tlv;
@@ -110,4 +110,36 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Records, StoreError> {
         other => bad(&other.to_string()),
     })?;
     Ok(records)
+}
+/// Writes the card of `new` in place of `old` into `tables` (one transaction): every record
+/// `new` lacks is removed, every record of `new` set (`snapshot load`).
+pub(crate) fn overwrite(
+    old: &Records,
+    new: &Records,
+    tables: &mut impl Tables,
+) -> Result<(), StoreError> {
+    let meta = |name: &str| {
+        record::meta_name(name)
+            .map(Slot::Meta)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown record {name:?}")))
+    };
+    for name in old.meta.keys().filter(|n| !new.meta.contains_key(*n)) {
+        tables.set(meta(name)?, None)?;
+    }
+    for fid in old.files.keys().filter(|f| !new.files.contains_key(f)) {
+        tables.set(Slot::File(*fid), None)?;
+    }
+    for id in old.keys.keys().filter(|k| !new.keys.contains_key(k)) {
+        tables.set(Slot::Key(*id), None)?;
+    }
+    for (name, value) in &new.meta {
+        tables.set(meta(name)?, Some(value))?;
+    }
+    for (fid, value) in &new.files {
+        tables.set(Slot::File(*fid), Some(value))?;
+    }
+    for (id, value) in &new.keys {
+        tables.set(Slot::Key(*id), Some(value))?;
+    }
+    Ok(())
 }

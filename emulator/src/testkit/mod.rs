@@ -11,6 +11,7 @@
 
 pub mod invariants;
 pub mod targets;
+pub mod tearing;
 
 use std::sync::OnceLock;
 

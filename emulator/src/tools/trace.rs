@@ -27,8 +27,12 @@ impl TraceEvent {
             (day / 60.0) as u32 % 60,
             day % 60.0
         );
+        let fault = match &self.fault {
+            Some(fault) => format!("  FAULT: {fault}"),
+            None => String::new(),
+        };
         format!(
-            "{clock} {:<28} {cla:02X} {ins:02X} {p1:02X} {p2:02X}  {:<44} Lc {:<5} Le {:<5} -> {:>5} bytes  {} {}  {} us",
+            "{clock} {:<28} {cla:02X} {ins:02X} {p1:02X} {p2:02X}  {:<44} Lc {:<5} Le {:<5} -> {:>5} bytes  {} {}  {} us{fault}",
             self.command,
             self.parameters,
             self.lc,
@@ -44,7 +48,7 @@ impl TraceEvent {
     pub fn to_json(&self, at: SystemTime) -> String {
         let [cla, ins, p1, p2] = self.header;
         format!(
-            "{{\"time\":{:.6},\"command\":{},\"cla\":\"{cla:02X}\",\"ins\":\"{ins:02X}\",\"p1\":\"{p1:02X}\",\"p2\":\"{p2:02X}\",\"parameters\":{},\"lc\":{},\"le\":{},\"response_length\":{},\"sw\":\"{}\",\"sw_meaning\":{},\"duration_us\":{}}}",
+            "{{\"time\":{:.6},\"command\":{},\"cla\":\"{cla:02X}\",\"ins\":\"{ins:02X}\",\"p1\":\"{p1:02X}\",\"p2\":\"{p2:02X}\",\"parameters\":{},\"lc\":{},\"le\":{},\"response_length\":{},\"sw\":\"{}\",\"sw_meaning\":{},\"duration_us\":{},\"fault\":{}}}",
             seconds(at),
             json::string(self.command),
             json::string(&self.parameters),
@@ -53,7 +57,8 @@ impl TraceEvent {
             self.response_len,
             self.status,
             json::string(self.status.meaning()),
-            self.duration.as_micros()
+            self.duration.as_micros(),
+            json::or_null(self.fault.as_deref().map(json::string))
         )
     }
 }
@@ -75,6 +80,7 @@ mod tests {
             response_len: 0,
             status: Status::PinTriesLeft(2),
             duration: Duration::from_micros(42),
+            fault: None,
         };
         let json = event.to_json(SystemTime::UNIX_EPOCH);
         assert!(
