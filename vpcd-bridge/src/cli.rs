@@ -9,6 +9,7 @@ use emulator::Limits;
 use vpcd_bridge::Endpoint;
 
 use crate::cards::NewCard;
+use crate::control::client::ControlArgs;
 
 /// An emulated CardContact SmartCard-HSM for pcscd's vpcd virtual reader.
 ///
@@ -48,6 +49,26 @@ pub struct Making {
     /// init: initialized]
     #[arg(long, value_enum, value_name = "NAME")]
     pub profile: Option<NewCard>,
+}
+
+/// How a test drives the running card: shared by `run` and `sandbox`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Driving {
+    /// A fault rule in force from the start (repeatable), in its text form:
+    /// on=COMMAND[,nth=N|every=N|after=N|probability=P,seed=S][,times=N|forever],ACTION with
+    /// ACTION one of status=XXXX, delay=MS, remove, remove-after, tear, mute, corrupt.
+    /// Example: --fault 'on=SIGN,status=6F00'. See `control fault add --help`.
+    #[arg(long, value_name = "RULE")]
+    pub fault: Vec<String>,
+
+    /// `physical`: each command takes about as long as on the physical card (key generation,
+    /// signatures, PIN checks, file writes; the README's table); `none`: as fast as possible.
+    #[arg(long, value_name = "PROFILE", default_value = "none", value_parser = parse_timing)]
+    pub timing: emulator::Timing,
+}
+
+fn parse_timing(text: &str) -> Result<emulator::Timing, String> {
+    text.parse()
 }
 
 /// APDU traces: shared by `run` and `sandbox`.
@@ -103,7 +124,9 @@ pub enum Command {
     /// Starts pcscd with the vpcd driver and the card(s) in private namespaces (no system pcscd
     /// is touched or needed), waits until the card is present, runs COMMAND with
     /// PCSCLITE_CSOCK_NAME pointing at that pcscd, and exits with COMMAND's exit code (127 if
-    /// COMMAND is not found, 126 if it cannot be run, 128 + N after signal N).
+    /// COMMAND is not found, 126 if it cannot be run, 128 + N after signal N). COMMAND finds the
+    /// card's control socket in SC_HSM_EMULATOR_CONTROL (see `control`) and this program in
+    /// SC_HSM_EMULATOR.
     ///
     /// Without --db the card is new, initialised with the OpenSC wiki's PINs (user PIN 648219,
     /// SO-PIN 3537363231383830; --blank for a card as from the factory), and thrown away
@@ -195,6 +218,20 @@ pub enum Command {
     /// The emulator PKI: the root and device issuer CAs that certify new cards.
     #[command(subcommand)]
     Pki(PkiCommand),
+
+    /// Drive a running card through its control socket: pull it out, put it back, reset it,
+    /// show it, save and load snapshots, add fault rules, set its timing.
+    #[command(
+        after_help = "Examples (inside `sandbox`, which sets SC_HSM_EMULATOR_CONTROL):
+  sc-hsm-emulator control remove
+  sc-hsm-emulator control insert
+  sc-hsm-emulator control fault add --on SIGN --status 6F00
+  sc-hsm-emulator control fault add --on VERIFY --nth 2 --times 3 --delay 2000
+  sc-hsm-emulator control fault add 'on=UPDATE BINARY,tear'
+  sc-hsm-emulator control snapshot save clean
+  sc-hsm-emulator control --json state"
+    )]
+    Control(ControlArgs),
 }
 
 /// What `pki` does.
@@ -279,6 +316,14 @@ pub struct RunArgs {
     #[command(flatten)]
     pub traces: Traces,
 
+    #[command(flatten)]
+    pub driving: Driving,
+
+    /// The control socket of the card (card i: PATH with "-i" before the extension), mode
+    /// 0600. [default: beside the database, with the extension .control]
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+
     /// Create this file once pcscd has seen every card (used by `sandbox`).
     #[arg(long, value_name = "PATH", hide = true)]
     pub ready_file: Option<PathBuf>,
@@ -305,6 +350,9 @@ pub struct SandboxArgs {
 
     #[command(flatten)]
     pub traces: Traces,
+
+    #[command(flatten)]
+    pub driving: Driving,
 
     /// Number of cards, in readers "Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 01 00"...
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]

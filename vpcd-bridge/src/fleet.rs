@@ -108,7 +108,7 @@ pub fn serve(path: &Path) -> Result<(), String> {
         seed: None,
     });
     if let Some(address) = config.http {
-        crate::http::listen(address, fleet.registry())?;
+        crate::http::listen(address, fleet.registry(), config.token.clone())?;
     }
     fleet.reconcile(&config.cards);
     let reload = || match FleetConfig::load(path) {

@@ -25,7 +25,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use emulator::Limits;
+use emulator::{FaultRule, Limits, Timing};
 use serde::Deserialize;
 use vpcd_bridge::Endpoint;
 
@@ -37,6 +37,7 @@ use crate::cli::RunArgs;
 struct File {
     pki: Option<PathBuf>,
     http: Option<String>,
+    token_file: Option<PathBuf>,
     #[serde(default)]
     card: Vec<CardEntry>,
 }
@@ -49,6 +50,10 @@ struct CardEntry {
     vpcd: String,
     #[serde(default)]
     profile: NewCard,
+    control: Option<PathBuf>,
+    #[serde(default)]
+    faults: Vec<String>,
+    timing: Option<String>,
 }
 
 /// One card of the fleet.
@@ -65,6 +70,11 @@ pub struct CardSpec {
     pub seed: Option<u64>,
     pub limits: Limits,
     pub traces: TraceFiles,
+    /// The card's control socket, if any.
+    pub control: Option<PathBuf>,
+    /// Fault rules in force from the start (their text form, checked).
+    pub faults: Vec<String>,
+    pub timing: Timing,
 }
 
 /// Where a card writes its traces, if anywhere.
@@ -79,7 +89,21 @@ pub struct TraceFiles {
 pub struct FleetConfig {
     pub pki: Option<PathBuf>,
     pub http: Option<std::net::SocketAddr>,
+    /// The bearer token the HTTP control verbs require (without one: loopback only).
+    pub token: Option<String>,
     pub cards: Vec<CardSpec>,
+}
+
+/// The text form of each rule, checked (`which` names the card in the mistake).
+pub fn checked_faults(rules: &[String], which: &str) -> Result<Vec<String>, String> {
+    rules
+        .iter()
+        .map(|r| {
+            r.parse::<FaultRule>()
+                .map(|rule| rule.to_string())
+                .map_err(|e| format!("{which}: fault {r:?}: {e}"))
+        })
+        .collect()
 }
 
 impl FleetConfig {
@@ -141,6 +165,15 @@ impl FleetConfig {
                 .parse()
                 .map_err(|e| format!("{which}: vpcd: {e}"))?;
             let db = dir.join(&entry.db);
+            let control = match entry.control {
+                Some(path) => Some(dir.join(expand(&which, &path.to_string_lossy())?)),
+                None => Some(db.with_extension("control")),
+            };
+            let faults = checked_faults(&entry.faults, &which)?;
+            let timing = match &entry.timing {
+                Some(t) => t.parse().map_err(|e| format!("{which}: timing: {e}"))?,
+                None => Timing::None,
+            };
             if !names.insert(entry.name.clone()) {
                 return Err(format!("{which}: the name is used twice"));
             }
@@ -161,15 +194,36 @@ impl FleetConfig {
                 seed: None,
                 limits: Limits::default(),
                 traces: TraceFiles::default(),
+                control,
+                faults,
+                timing,
             });
         }
         let pki = file
             .pki
             .map(|p| expand("pki", &p.to_string_lossy()).map(PathBuf::from))
             .transpose()?;
+        let token = match file.token_file {
+            None => None,
+            Some(path) => {
+                let path = dir.join(expand("token_file", &path.to_string_lossy())?);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("token_file: cannot read {}: {e}", path.display()))?;
+                let token = text.trim().to_string();
+                if token.len() < 16 {
+                    return Err(format!(
+                        "token_file: {} holds a token of {} characters: give at least 16",
+                        path.display(),
+                        token.len()
+                    ));
+                }
+                Some(token)
+            }
+        };
         Ok(FleetConfig {
             pki: pki.map(|p| dir.join(p)),
             http,
+            token,
             cards,
         })
     }
@@ -204,15 +258,36 @@ impl FleetConfig {
                     text: args.traces.trace.as_ref().map(|f| numbered(f, index)),
                     json: args.traces.trace_json.as_ref().map(|f| numbered(f, index)),
                 },
+                control: match &args.control {
+                    Some(path) => Some(numbered(path, index)),
+                    None => default_control(&db),
+                },
+                faults: checked_faults(&args.driving.fault, "--fault")?,
+                timing: args.driving.timing,
                 db,
             });
         }
         Ok(FleetConfig {
             pki: args.making.pki.clone(),
             http: None,
+            token: None,
             cards,
         })
     }
+}
+
+/// The control socket of a card whose database is `db`: beside it, `.control` for `.redb`;
+/// none (with a warning) where that path is too long for a Unix socket.
+fn default_control(db: &Path) -> Option<PathBuf> {
+    let path = db.with_extension("control");
+    if path.as_os_str().len() > crate::control::server::MAX_SOCKET_PATH {
+        tracing::warn!(
+            path = %path.display(),
+            "no control socket: the path beside the database is too long for a Unix socket (give --control PATH)"
+        );
+        return None;
+    }
+    Some(path)
 }
 
 /// `value` with every `${NAME}` replaced by `env(NAME)`.

@@ -14,5 +14,6 @@
 pub mod frame;
 pub mod link;
 pub mod private_pcscd;
+pub mod slot;
 
 pub use link::Endpoint;

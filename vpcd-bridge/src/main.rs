@@ -8,6 +8,7 @@
 
 mod cards;
 mod cli;
+mod control;
 mod fleet;
 mod fleet_config;
 mod http;
@@ -76,6 +77,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             out_dir.as_deref(),
         )),
         Command::Pki(PkiCommand::Show { which }) => done(offline::pki_show(&pki_path(which)?)),
+        Command::Control(args) => control::client::run(args),
         Command::ReaderConfig { cards, dir } => {
             let conf = vpcd_bridge::private_pcscd::write_reader_config(&dir, cards)?;
             println!("{}", conf.display());

@@ -87,6 +87,7 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
         tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "sandbox: {what}");
     };
     let mut stops = Stops::new()?;
+    crate::fleet_config::checked_faults(&args.driving.fault, "--fault")?;
     let program = args
         .command
         .first()
@@ -153,8 +154,21 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
     }
 
     step("card(s) present");
+    // The control sockets: card 0's as SC_HSM_EMULATOR_CONTROL, card i's as
+    // SC_HSM_EMULATOR_CONTROL_i.
+    let control = control_socket(&pcscd);
+    let mut env = vec![("SC_HSM_EMULATOR_CONTROL".to_string(), control.clone())];
+    if let Ok(me) = std::env::current_exe() {
+        env.push(("SC_HSM_EMULATOR".to_string(), me));
+    }
+    for i in 0..args.cards {
+        env.push((
+            format!("SC_HSM_EMULATOR_CONTROL_{i}"),
+            crate::cards::numbered(&control, i),
+        ));
+    }
     // pcscd has powered the card up: it reports it present to every client from now on.
-    let status = match run_command(&pcscd, program, &args.command[1..], &mut stops).await {
+    let status = match run_command(&pcscd, program, &args.command[1..], &env, &mut stops).await {
         Ok(status) => status,
         Err(Interrupted(code)) => {
             card.stop();
@@ -184,10 +198,14 @@ async fn run_command(
     pcscd: &PrivatePcscd,
     program: &str,
     args: &[String],
+    env: &[(String, PathBuf)],
     stops: &mut Stops,
 ) -> Result<Result<u8, String>, Interrupted> {
     let mut command = tokio::process::Command::from(pcscd.client(program));
-    command.args(args).kill_on_drop(true);
+    command
+        .args(args)
+        .envs(env.iter().cloned())
+        .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -232,6 +250,11 @@ fn send_signal(pid: u32, signal: i32) {
         .args([format!("-{signal}"), pid.to_string()])
         .stderr(Stdio::null())
         .status();
+}
+
+/// Card 0's control socket in the sandbox's directory (card i's is numbered).
+fn control_socket(pcscd: &PrivatePcscd) -> PathBuf {
+    pcscd.dir().join("control.sock")
 }
 
 /// Starts `sc-hsm-emulator run` with the sandbox's card(s) inside the private network.
@@ -280,6 +303,11 @@ fn start_cards(
             run.arg(flag).arg(absolute(file));
         }
     }
+    for rule in &args.driving.fault {
+        run.args(["--fault", rule]);
+    }
+    run.args(["--timing", args.driving.timing.name()]);
+    run.arg("--control").arg(control_socket(pcscd));
     run.arg("--db")
         .arg(db)
         .args(["--cards", &args.cards.to_string()])

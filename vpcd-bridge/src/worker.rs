@@ -8,10 +8,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use emulator::{TraceEvent, Tracer};
+use emulator::{FaultRule, FaultyCard, TraceEvent, Tracer};
 use vpcd_bridge::link::{self, LinkOptions, LinkStats};
+use vpcd_bridge::slot::Slot;
 
 use crate::cards::{holds_no_card_yet, open_card, PkiChoice};
+use crate::control::server::ControlSocket;
+use crate::control::CardControl;
 use crate::fleet_config::{CardSpec, TraceFiles};
 
 /// Locks `mutex`, also when a thread panicked while holding it: what it guards (the
@@ -35,6 +38,8 @@ pub struct CardMetrics {
     pub errors: AtomicU64,
     /// SW1's high nibble of the last answer (`9` success, `6` error), 0 before any.
     pub last_class: AtomicU8,
+    /// Faults the card's rules injected.
+    pub faults: AtomicU64,
     pub link: LinkStats,
 }
 
@@ -52,6 +57,8 @@ pub type OpenedReceiver = mpsc::Receiver<Result<Opened, String>>;
 pub struct Worker {
     pub spec: CardSpec,
     pub metrics: Arc<CardMetrics>,
+    /// What the control channel (socket and HTTP) reaches.
+    pub control: Arc<CardControl>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -68,12 +75,22 @@ impl Worker {
         let (opened_tx, opened_rx) = mpsc::channel();
         let metrics = Arc::new(CardMetrics::default());
         let shared = Arc::clone(&metrics);
+        let control = Arc::new(CardControl::default());
+        let thread_control = Arc::clone(&control);
         let thread_spec = spec.clone();
         let thread = std::thread::spawn(move || {
             let spec = thread_spec;
             let span = tracing::info_span!("card", name = %spec.name, vpcd = %spec.vpcd, serial = tracing::field::Empty);
             let _entered = span.enter();
-            let outcome = serve(&spec, &pki, &shared, stopped, on_present, &span, &opened_tx);
+            let outcome = serve(
+                &spec,
+                &pki,
+                (&shared, &thread_control),
+                stopped,
+                on_present,
+                &span,
+                &opened_tx,
+            );
             if let Err(why) = outcome {
                 tracing::error!(error = %why, "card not served");
                 *lock(&shared.failure) = Some(why.clone());
@@ -83,6 +100,7 @@ impl Worker {
         let worker = Worker {
             spec,
             metrics,
+            control,
             stop,
             thread,
         };
@@ -100,7 +118,7 @@ impl Worker {
 fn serve(
     spec: &CardSpec,
     pki: &PkiChoice,
-    metrics: &Arc<CardMetrics>,
+    (metrics, control): (&Arc<CardMetrics>, &Arc<CardControl>),
     mut stopped: tokio::sync::watch::Receiver<bool>,
     on_present: Box<dyn FnOnce() + Send>,
     span: &tracing::Span,
@@ -115,6 +133,18 @@ fn serve(
     span.record("serial", tracing::field::display(&serial));
     *lock(&metrics.serial) = serial.clone();
     card.set_tracer(Some(tracer(&spec.traces, Arc::clone(metrics))?));
+    let mut card = FaultyCard::new(card);
+    for rule in &spec.faults {
+        let rule: FaultRule = rule.parse().map_err(|e| format!("fault {rule:?}: {e}"))?;
+        card.add_fault(rule);
+    }
+    card.set_timing(spec.timing);
+    let slot = Slot::new(card);
+    control.attach(Arc::clone(&slot));
+    let _socket = match &spec.control {
+        Some(path) => Some(ControlSocket::listen(path, Arc::clone(control))?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,7 +163,7 @@ fn serve(
         stats: Some(&metrics.link),
         ..LinkOptions::default()
     };
-    runtime.block_on(link::run(&mut card, &spec.vpcd, shutdown, options));
+    runtime.block_on(link::run(&slot, &spec.vpcd, shutdown, options));
     metrics.open.store(false, Ordering::Relaxed);
     tracing::info!("card stopped");
     Ok(())
@@ -150,12 +180,18 @@ fn tracer(files: &TraceFiles, metrics: Arc<CardMetrics>) -> Result<Tracer, Strin
     let mut text = files.text.as_deref().map(open).transpose()?;
     let mut json = files.json.as_deref().map(open).transpose()?;
     Ok(Box::new(move |event: &TraceEvent| {
-        metrics.apdus.fetch_add(1, Ordering::Relaxed);
-        if !event.status.is_success() {
-            metrics.errors.fetch_add(1, Ordering::Relaxed);
+        if event.fault.is_some() {
+            // The fault's own line in the trace; the answer (if any) is counted below or
+            // was counted with the card's event.
+            metrics.faults.fetch_add(1, Ordering::Relaxed);
+        } else {
+            metrics.apdus.fetch_add(1, Ordering::Relaxed);
+            if !event.status.is_success() {
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let [sw1, _] = event.status.sw();
+            metrics.last_class.store(sw1 >> 4, Ordering::Relaxed);
         }
-        let [sw1, _] = event.status.sw();
-        metrics.last_class.store(sw1 >> 4, Ordering::Relaxed);
         if text.is_none() && json.is_none() {
             return;
         }

@@ -1,14 +1,19 @@
-//! One card's link to vpcd: connect, serve frames, reconnect when pcscd goes away.
+//! One card's link to vpcd: connect, serve frames, reconnect when pcscd goes away. The card
+//! sits in a [`Slot`]: while it is out of the reader the link stays away from vpcd (pcscd sees
+//! an empty slot), and a change of presence the control channel makes, or a fault that pulls
+//! the card or cuts its power, drops the connection.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use emulator::Card;
+use emulator::Reply;
 use socket2::SockRef;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::frame::{self, Control, Request};
+use crate::slot::Slot;
 
 /// Where a card's vpcd listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,7 +115,14 @@ pub enum Ended {
     Closed,
     /// The link closed it to make pcscd see the card removed (see [`Stale`]).
     Bounced,
+    /// The card left the reader: pulled out, reset, torn or silenced by the control channel
+    /// or a fault rule. It comes back at once if it is still in.
+    Pulled,
 }
+
+/// How long a card must stay out of the reader for pcscd to have seen it gone (pcscd looks
+/// every 0.4 s): a card back sooner bounces once (see [`Stale`]).
+const SURELY_SEEN_GONE: Duration = Duration::from_millis(1500);
 
 /// What a link reports while it runs (for a server's metrics): whether it is connected to
 /// vpcd now, and how often it connected.
@@ -132,12 +144,13 @@ pub struct LinkOptions<'a> {
     pub waits: Waits,
 }
 
-/// Keeps `card` connected to vpcd at `endpoint` until `shutdown` completes.
+/// Keeps the card of `slot` connected to vpcd at `endpoint` while it is in the reader, until
+/// `shutdown` completes.
 ///
 /// Transport errors never end the loop: they are logged and the card reconnects. The card is
 /// powered off whenever the link drops, as a card pulled from a reader is.
 pub async fn run(
-    card: &mut Card,
+    slot: &Slot,
     endpoint: &Endpoint,
     shutdown: impl Future<Output = ()>,
     mut options: LinkOptions<'_>,
@@ -146,11 +159,31 @@ pub async fn run(
     let unobserved = LinkStats::default();
     let stats = options.stats.unwrap_or(&unobserved);
     tokio::pin!(shutdown);
+    let mut presence = slot.watch();
     let mut announced_waiting = false;
     let mut stale = Stale::Possible;
     let mut retry = CONNECT_RETRY.0;
     let started = Instant::now();
     loop {
+        if !slot.lock().is_inserted() {
+            // Out of the reader: stay away from vpcd until the card is put back.
+            let out_since = Instant::now();
+            tracing::info!(%endpoint, "card removed from the reader");
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    changed = presence.changed() => if changed.is_err() { return },
+                }
+                if slot.lock().is_inserted() {
+                    break;
+                }
+            }
+            tracing::info!(%endpoint, "card inserted into the reader");
+            if out_since.elapsed() >= SURELY_SEEN_GONE {
+                stale = Stale::Possible;
+            }
+        }
+        presence.borrow_and_update();
         let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
         let stream = tokio::select! {
             _ = &mut shutdown => break,
@@ -165,15 +198,20 @@ pub async fn run(
                 stats.connected.store(true, Ordering::Relaxed);
                 let outcome = tokio::select! {
                     _ = &mut shutdown => {
-                        card.power_off();
+                        slot.lock().card_mut().power_off();
                         stats.connected.store(false, Ordering::Relaxed);
                         break;
                     }
-                    outcome = serve(card, stream, stale, &mut options) => outcome,
+                    outcome = serve(slot, stream, stale, &mut options, &mut presence) => outcome,
                 };
                 stats.connected.store(false, Ordering::Relaxed);
-                card.power_off();
+                slot.lock().card_mut().power_off();
                 stale = match outcome {
+                    Ok(Ended::Pulled) => {
+                        tracing::info!(%endpoint, "the card left vpcd");
+                        // Back at once (a reset, a tear): pcscd has not seen it gone yet.
+                        Stale::Likely
+                    }
                     Ok(Ended::Bounced) => {
                         tracing::info!(%endpoint, "link bounced so that pcscd sees the card removed; reconnecting");
                         Stale::No
@@ -259,15 +297,18 @@ const NO_PRECISE_DIAGNOSIS: [u8; 4] = [0x00, 0x02, 0x6F, 0x00];
 /// `TCP_QUICKACK` before every read (Linux clears it after use) acknowledges at once; answers
 /// go out as one write with `TCP_NODELAY`.
 pub async fn serve(
-    card: &mut Card,
+    slot: &Slot,
     mut stream: TcpStream,
     stale: Stale,
     options: &mut LinkOptions<'_>,
+    presence: &mut watch::Receiver<u64>,
 ) -> std::io::Result<Ended> {
     let waits = options.waits;
     stream.set_nodelay(true)?;
     // Every answer must fit a frame: longer response data waits behind 61xx.
-    card.set_max_response_data(frame::MAX_PAYLOAD - 2);
+    slot.lock()
+        .card_mut()
+        .set_max_response_data(frame::MAX_PAYLOAD - 2);
     let quickack = |s: &TcpStream| {
         // Best effort: a socket that refuses it only gets slower.
         let _ = SockRef::from(s).set_tcp_quickack(true);
@@ -279,8 +320,14 @@ pub async fn serve(
             "vpcd accepted the connection but does not talk to this card: another card is probably in this slot (vpcd serves one card per slot); waiting"
         );
     }
-    stream.readable().await?;
-    tracing::info!(serial = card.serial(), "card inserted into vpcd");
+    tokio::select! {
+        readable = stream.readable() => readable?,
+        _ = presence.changed() => return Ok(Ended::Pulled),
+    }
+    tracing::info!(
+        serial = slot.lock().card().serial(),
+        "card inserted into vpcd"
+    );
     // A control byte whose meaning the next frame decides.
     let mut pending: Option<Control> = None;
     // Since when pcscd has checked presence without powering the card up on this link.
@@ -288,23 +335,24 @@ pub async fn serve(
     let mut powered = false;
     loop {
         let read = frame::read(&mut stream, quickack);
-        let next = match pending {
-            None => read.await?,
-            Some(control) => {
-                let wait = match control {
-                    Control::PowerOff => waits.after_power_off,
-                    Control::PowerOn | Control::Reset => waits.atr_request,
-                };
-                match tokio::time::timeout(wait, read).await {
-                    Ok(next) => next?,
-                    Err(_) => {
-                        // Nothing followed: vpcd is waiting for an answer to an APDU.
-                        tracing::debug!(?control, "a 1-byte APDU, not a control message");
-                        pending = None;
-                        send(&mut stream, &WRONG_LENGTH).await?;
-                        continue;
-                    }
-                }
+        let wait = match pending {
+            None => None,
+            Some(Control::PowerOff) => Some(waits.after_power_off),
+            Some(Control::PowerOn | Control::Reset) => Some(waits.atr_request),
+        };
+        // A read given up half-way loses nothing: the connection goes with it.
+        let next = tokio::select! {
+            next = read_within(read, wait) => next,
+            _ = presence.changed() => return Ok(Ended::Pulled),
+        };
+        let next = match next {
+            Some(next) => next?,
+            None => {
+                // Nothing followed: vpcd is waiting for an answer to an APDU.
+                tracing::debug!(control = ?pending, "a 1-byte APDU, not a control message");
+                pending = None;
+                send(&mut stream, &WRONG_LENGTH).await?;
+                continue;
             }
         };
         let Some(payload) = next else {
@@ -314,13 +362,18 @@ pub async fn serve(
         match (pending.take(), &request) {
             (Some(control @ (Control::PowerOn | Control::Reset)), Request::AtrRequest) => {
                 tracing::debug!(?control, "power event");
-                if control == Control::Reset {
-                    card.reset();
-                } else {
-                    card.power_on();
-                }
-                send(&mut stream, card.atr()).await?;
+                let atr = {
+                    let mut card = slot.lock();
+                    if control == Control::Reset {
+                        card.card_mut().reset();
+                    } else {
+                        card.card_mut().power_on();
+                    }
+                    card.card().atr()
+                };
+                send(&mut stream, atr).await?;
                 powered = true;
+                slot.powered_up();
                 // pcscd now knows the card and reports it present.
                 if let Some(notify) = options.on_present.take() {
                     notify();
@@ -330,10 +383,11 @@ pub async fn serve(
             (Some(control), _) => {
                 // A frame came without waiting for an answer: the byte was a control message.
                 tracing::debug!(?control, "power event");
+                let mut card = slot.lock();
                 match control {
-                    Control::PowerOff => card.power_off(),
-                    Control::PowerOn => card.power_on(),
-                    Control::Reset => card.reset(),
+                    Control::PowerOff => card.card_mut().power_off(),
+                    Control::PowerOn => card.card_mut().power_on(),
+                    Control::Reset => card.card_mut().reset(),
                 }
             }
             (None, _) => {}
@@ -357,12 +411,41 @@ pub async fn serve(
                 send(&mut stream, &WRONG_LENGTH).await?;
             }
             Request::Apdu(mut apdu) => {
-                let answer = card.transmit(&apdu);
+                let reply = slot.lock().transmit(&apdu);
                 // The command may have carried a PIN or a DKEK share.
                 apdu.fill(0);
-                send(&mut stream, &answer).await?;
+                presence.borrow_and_update();
+                match reply {
+                    Reply::Answer { bytes, late } => {
+                        if !late.is_zero() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(late) => {}
+                                _ = presence.changed() => return Ok(Ended::Pulled),
+                            }
+                        }
+                        send(&mut stream, &bytes).await?;
+                    }
+                    Reply::Removed | Reply::Torn | Reply::Absent => return Ok(Ended::Pulled),
+                    Reply::Mute => {
+                        // Silent until the control channel acts on the card (or vpcd goes).
+                        tracing::info!("the card does not answer (a mute fault)");
+                        let gone = frame::read(&mut stream, quickack);
+                        tokio::select! {
+                            _ = presence.changed() => return Ok(Ended::Pulled),
+                            _ = gone => return Ok(Ended::Pulled),
+                        }
+                    }
+                }
             }
         }
+    }
+}
+
+/// `read`, given up after `wait` (`None`: waits as long as it takes); `None` when given up.
+async fn read_within<T>(read: impl Future<Output = T>, wait: Option<Duration>) -> Option<T> {
+    match wait {
+        None => Some(read.await),
+        Some(wait) => tokio::time::timeout(wait, read).await.ok(),
     }
 }
 

@@ -13,8 +13,9 @@ async fn recv_frame(s: &mut TcpStream) -> Vec<u8> {
     frame::read(s, |_| {}).await.unwrap().unwrap()
 }
 
-fn memory_card() -> Card {
-    Card::open(Box::new(emulator::MemoryStore::default())).unwrap()
+fn memory_card() -> std::sync::Arc<Slot> {
+    let card = emulator::Card::open(Box::new(emulator::MemoryStore::default())).unwrap();
+    Slot::new(emulator::FaultyCard::new(card))
 }
 
 /// A memory card linked to a stand-in for vpcd's listening socket (this module's unit
@@ -24,20 +25,32 @@ async fn card_behind_listener() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    let (listener, stop, task, _) = slot_behind_listener().await;
+    (listener, stop, task)
+}
+
+/// As [`card_behind_listener`], with the card's slot.
+async fn slot_behind_listener() -> (
+    TcpListener,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<Slot>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
         port: listener.local_addr().unwrap().port(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let slot = memory_card();
+    let shared = std::sync::Arc::clone(&slot);
     let card_task = tokio::spawn(async move {
-        let mut card = memory_card();
         let stop = async {
             let _ = stop_rx.await;
         };
-        run(&mut card, &endpoint, stop, LinkOptions::default()).await;
+        run(&shared, &endpoint, stop, LinkOptions::default()).await;
     });
-    (listener, stop_tx, card_task)
+    (listener, stop_tx, card_task, slot)
 }
 
 /// A socket bound to a port and connected to that same port reaches itself (TCP's
@@ -152,12 +165,12 @@ async fn one_byte_frames_are_told_apart_by_what_follows() {
         silent_vpcd: Duration::from_secs(3),
     };
     let card_task = tokio::spawn(async move {
-        let mut card = memory_card();
+        let slot = memory_card();
         let mut options = LinkOptions {
             waits,
             ..LinkOptions::default()
         };
-        serve(&mut card, link, Stale::No, &mut options).await
+        serve(&slot, link, Stale::No, &mut options, &mut slot.watch()).await
     });
     let select = emulator::tools::hex::decode("00A404000BE82B0601040181C31F020100").unwrap();
     let verify_status = [0x00, 0x20, 0x00, 0x81];
@@ -205,12 +218,12 @@ async fn a_stale_present_state_is_cleared_by_one_failed_presence_check() {
             .unwrap();
         let (link, _) = listener.accept().await.unwrap();
         let card_task = tokio::spawn(async move {
-            let mut card = memory_card();
+            let slot = memory_card();
             let mut options = LinkOptions {
                 waits,
                 ..LinkOptions::default()
             };
-            serve(&mut card, link, stale, &mut options).await
+            serve(&slot, link, stale, &mut options, &mut slot.watch()).await
         });
         for _ in 0..polls_answered {
             send_frame(&mut vpcd, &[0x04]).await;
@@ -222,6 +235,95 @@ async fn a_stale_present_state_is_cleared_by_one_failed_presence_check() {
         assert_eq!(vpcd.read_to_end(&mut rest).await.unwrap(), 0, "{stale:?}");
         assert_eq!(card_task.await.unwrap().unwrap(), Ended::Bounced);
     }
+}
+
+/// Powers the card up through `vpcd` as pcscd does: `01`, then the ATR request.
+async fn power_up(vpcd: &mut TcpStream) {
+    send_frame(vpcd, &[0x01]).await;
+    send_frame(vpcd, &[0x04]).await;
+    assert_eq!(recv_frame(vpcd).await, emulator::ATR.to_vec());
+}
+
+/// Whether `vpcd`'s connection was closed by the card (within a second).
+async fn closed(vpcd: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), vpcd.read_to_end(&mut rest)).await,
+        Ok(Ok(0))
+    )
+}
+
+const SELECT: &str = "00A404000BE82B0601040181C31F020100";
+
+/// A card the control channel pulls out leaves vpcd and stays away until it is put back.
+#[tokio::test(flavor = "current_thread")]
+async fn a_removed_card_leaves_vpcd_until_it_is_inserted() {
+    let (listener, stop, task, slot) = slot_behind_listener().await;
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    power_up(&mut vpcd).await;
+    assert!(slot.lock().remove());
+    slot.changed();
+    assert!(closed(&mut vpcd).await);
+    let away = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(away.is_err(), "a removed card does not connect");
+    assert!(slot.lock().insert());
+    slot.changed();
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    power_up(&mut vpcd).await;
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// A rule that pulls the card before SELECT runs: no answer, the connection closes, the card
+/// stays out; a torn command closes it too, and that card comes back at once.
+#[tokio::test(flavor = "current_thread")]
+async fn faults_that_send_no_answer_close_the_connection() {
+    let (listener, stop, task, slot) = slot_behind_listener().await;
+    let select = emulator::tools::hex::decode(SELECT).unwrap();
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    power_up(&mut vpcd).await;
+    slot.lock().add_fault("on=SELECT,tear".parse().unwrap());
+    send_frame(&mut vpcd, &select).await;
+    assert!(closed(&mut vpcd).await);
+    // Back at once (the power came back).
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    slot.lock().add_fault("on=SELECT,remove".parse().unwrap());
+    power_up(&mut vpcd).await;
+    send_frame(&mut vpcd, &select).await;
+    assert!(closed(&mut vpcd).await);
+    assert!(!slot.lock().is_inserted());
+    let away = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(away.is_err(), "a pulled card stays out");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// A mute card answers nothing until the control channel resets it; a delayed answer comes
+/// late, whole.
+#[tokio::test(flavor = "current_thread")]
+async fn mute_holds_the_answer_until_the_card_is_reset_and_delay_sends_it_late() {
+    let (listener, stop, task, slot) = slot_behind_listener().await;
+    let select = emulator::tools::hex::decode(SELECT).unwrap();
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    power_up(&mut vpcd).await;
+    slot.lock()
+        .add_fault("on=SELECT,delay=300".parse().unwrap());
+    let asked = Instant::now();
+    send_frame(&mut vpcd, &select).await;
+    assert!(recv_frame(&mut vpcd).await.ends_with(&[0x90, 0x00]));
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+    slot.lock().add_fault("on=SELECT,mute".parse().unwrap());
+    send_frame(&mut vpcd, &select).await;
+    let mut byte = [0u8; 1];
+    let silent = tokio::time::timeout(Duration::from_millis(300), vpcd.read(&mut byte)).await;
+    assert!(silent.is_err(), "a mute card sends nothing");
+    slot.lock().card_mut().reset();
+    slot.changed();
+    assert!(closed(&mut vpcd).await);
+    let (mut vpcd, _) = listener.accept().await.unwrap();
+    power_up(&mut vpcd).await;
+    let _ = stop.send(());
+    task.await.unwrap();
 }
 
 #[test]
