@@ -22,7 +22,8 @@ pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
 pub use sandbox::Sandbox;
 pub use tools::{
-    arg, field, http_get, initialize, offline, opensc_tool_responses, softhsm_token, text, SOFTHSM,
+    arg, field, http_get, http_request, initialize, offline, opensc_tool_responses, softhsm_token,
+    text, SOFTHSM,
 };
 pub use wait::{wait_until, wait_until_or};
 

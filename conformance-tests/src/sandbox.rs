@@ -82,6 +82,47 @@ impl Sandbox {
         self.scratch().join(format!("card{slot}.redb"))
     }
 
+    /// The control socket of the card in `slot` (beside its database).
+    pub fn control_socket(&self, slot: u8) -> PathBuf {
+        self.db_path(slot).with_extension("control")
+    }
+
+    /// `sc-hsm-emulator control --socket <slot's socket> ARGS`, whatever its exit status.
+    pub fn try_control(&self, slot: u8, args: &[&str]) -> std::process::Output {
+        Command::new(emulator_binary())
+            .arg("control")
+            .arg("--socket")
+            .arg(self.control_socket(slot))
+            .args(args)
+            .output()
+            .expect("run sc-hsm-emulator control")
+    }
+
+    /// As [`Sandbox::try_control`], asserting success; its output line.
+    pub fn control(&self, slot: u8, args: &[&str]) -> String {
+        let out = self.try_control(slot, args);
+        assert!(
+            out.status.success(),
+            "control {args:?}: {}\n{}",
+            text(&out),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Removes the card of `slot` through its control socket and waits until pcscd has seen
+    /// it go.
+    pub fn pull_out(&self, slot: u8) {
+        self.control(slot, &["remove"]);
+        crate::wait::wait_until("pcscd to see the card removed", || !self.card_present(slot));
+    }
+
+    /// Puts the card of `slot` back and waits until pcscd has it again.
+    pub fn put_back(&self, slot: u8) {
+        self.control(slot, &["insert"]);
+        self.wait_for_card(slot);
+    }
+
     /// Starts one emulator process serving cards in vpcd slots 0 and 1 (`--cards 2`) and
     /// waits until pcscd sees both.
     pub fn insert_two_cards_in_one_process(&mut self) {

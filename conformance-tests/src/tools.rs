@@ -273,14 +273,31 @@ impl Sandbox {
 /// GET `url` with Python's urllib, run by `python` (a `python3` command already placed in the
 /// namespace the server listens in, for example [`Sandbox::inside_command`]): the status code
 /// (0 when nothing answered) and the body.
-pub fn http_get(mut python: std::process::Command, url: &str) -> (u16, String) {
+pub fn http_get(python: std::process::Command, url: &str) -> (u16, String) {
+    http_request(python, "GET", url, "", None)
+}
+
+/// As [`http_get`], with any method, a body and a bearer token.
+pub fn http_request(
+    mut python: std::process::Command,
+    method: &str,
+    url: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> (u16, String) {
     const SCRIPT: &str = "import sys, urllib.request, urllib.error\n\
-        try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10); code, body = r.status, r.read()\n\
+        method, url, body, bearer = sys.argv[1:5]\n\
+        request = urllib.request.Request(url, data=body.encode() if method == 'POST' else None, method=method)\n\
+        if bearer:\n    request.add_header('Authorization', 'Bearer ' + bearer)\n\
+        try:\n    r = urllib.request.urlopen(request, timeout=30); code, body = r.status, r.read()\n\
         except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
         except OSError:\n    code, body = 0, b''\n\
         print(code); print(body.decode(), end='')\n";
-    let out = python.args(["-c", SCRIPT, url]).output().unwrap();
-    assert!(out.status.success(), "GET {url}: {}", text(&out));
+    let out = python
+        .args(["-c", SCRIPT, method, url, body, bearer.unwrap_or("")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{method} {url}: {}", text(&out));
     let all = String::from_utf8(out.stdout).unwrap();
     let (code, body) = all.split_once('\n').unwrap_or((&all, ""));
     (code.trim().parse().unwrap(), body.to_string())

@@ -2,7 +2,7 @@
 //! process, a dead endpoint that stalls no other card, `/healthz` and `/metrics`, SIGHUP that
 //! changes only the cards that changed, a file with a mistake that changes nothing, SIGTERM.
 
-use conformance_tests::{emulator_binary, http_get, wait_until, Sandbox};
+use conformance_tests::{emulator_binary, http_get, http_request, wait_until, Sandbox};
 use vpcd_bridge::private_pcscd::vpcd_port;
 
 /// A fleet file with the given cards (name, vpcd slot or `None` for a dead endpoint).
@@ -185,4 +185,94 @@ fn a_locked_database_fails_its_card_only() {
     let (_, metrics) = get(&sandbox, "/metrics");
     assert_eq!(metric(&metrics, "sc_hsm_card_up", "b"), 0);
     assert_eq!(metric(&metrics, "sc_hsm_card_up", "a"), 1);
+}
+
+/// The control verbs on the fleet's HTTP listener: per card, behind the token the fleet file
+/// names; a card's faults and timing from the file.
+#[test]
+fn the_http_listener_drives_each_card_with_the_token() {
+    let mut sandbox = Sandbox::with_slots(2);
+    let token = "a-token-of-some-length-0123456789";
+    std::fs::write(sandbox.scratch().join("token"), format!("{token}\n")).unwrap();
+    let file = sandbox.scratch().join("fleet.toml");
+    let text = config(&[("a", Some(0)), ("b", Some(1))]).replacen(
+        "http = ",
+        "token_file = \"token\"\nhttp = ",
+        1,
+    ) + "faults = [\"on=SIGN,nth=2,status=6F00\"]\ntiming = \"physical\"\n";
+    std::fs::write(&file, text).unwrap();
+    sandbox.spawn_inside(
+        0,
+        emulator_binary(),
+        &["serve", "--config", file.to_str().unwrap()],
+    );
+    sandbox.wait_for_card(0);
+    sandbox.wait_for_card(1);
+    let call = |method: &str, path: &str, body: &str, bearer: Option<&str>| {
+        let python = sandbox.inside_command("/usr/bin/python3", &[]);
+        http_request(
+            python,
+            method,
+            &format!("http://127.0.0.1:9180{path}"),
+            body,
+            bearer,
+        )
+    };
+    let (code, body) = call("GET", "/cards/b/state", "", None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = call(
+        "GET",
+        "/cards/b/state",
+        "",
+        Some("wrong-token-of-some-length-0123"),
+    );
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = call("GET", "/cards/b/state", "", Some(token));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"inserted\":true,\"timing\":\"physical\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"rule\":\"on=SIGN,nth=2,status=6F00\""),
+        "{body}"
+    );
+    let (code, _) = call("GET", "/cards/a/state", "", Some(token));
+    assert_eq!(code, 200);
+    // Card b leaves and comes back; card a stays.
+    let (code, body) = call("POST", "/cards/b/remove", "", Some(token));
+    assert_eq!(code, 200, "{body}");
+    wait_until("b to leave", || !present(&sandbox, 1));
+    assert!(present(&sandbox, 0));
+    let (code, body) = call("POST", "/cards/b/insert", "", Some(token));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("pcscd has it again"), "{body}");
+    assert!(present(&sandbox, 1));
+    // A rule as the body; a bad one is a 400 with the reason; an unknown card a 404.
+    let (code, body) = call(
+        "POST",
+        "/cards/a/fault/add",
+        "on=VERIFY,status=6983",
+        Some(token),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call("POST", "/cards/a/fault/add", "on=FLY,tear", Some(token));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("no command of the card is called"), "{body}");
+    let (code, _) = call("GET", "/cards/zz/state", "", Some(token));
+    assert_eq!(code, 404);
+    let (code, _) = call("GET", "/cards/a/remove", "", Some(token));
+    assert_eq!(code, 405);
+    // The rule fires on card a's next VERIFY and is counted.
+    let out = sandbox.run("pkcs11-tool", &["-L", "--slot-index", "0"]);
+    assert!(out.status.success());
+    let (_, metrics) = get(&sandbox, "/metrics");
+    assert!(
+        metric(&metrics, "sc_hsm_card_faults_injected_total", "a") >= 1,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sc_hsm_card_faults_injected_total", "b"),
+        0
+    );
 }
