@@ -98,10 +98,10 @@ const SHARE_1A: [u8; 32] = [0x1A; 32];
 const SHARE_1B: [u8; 32] = [0x1B; 32];
 
 fn kcv(dkek: &[u8]) -> String {
-    let file = std::env::temp_dir().join(format!("kcv-{}-{}", std::process::id(), hex(&dkek[..4])));
-    std::fs::write(&file, dkek).unwrap();
-    let digest = openssl(&["dgst", "-sha256", "-r", file.to_str().unwrap()]);
-    std::fs::remove_file(&file).unwrap();
+    // A file of its own: tests running side by side compute the KCV of the same DKEK.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), dkek).unwrap();
+    let digest = openssl(&["dgst", "-sha256", "-r", file.path().to_str().unwrap()]);
     digest[..16].to_uppercase()
 }
 
