@@ -85,16 +85,9 @@ fn answer(stream: std::net::TcpStream, registry: &Registry, token: Option<&str>)
         ("GET", "/metrics") => ("200 OK", metrics(registry)),
         (_, path) if path.starts_with("/cards/") => {
             let loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-            let allowed = match token {
-                Some(token) => request.bearer.as_deref().is_some_and(|b| {
-                    emulator::crypto::constant_time_eq(b.as_bytes(), token.as_bytes())
-                }),
-                None => loopback,
-            };
-            match (allowed, token) {
-                (false, Some(_)) => ("401 Unauthorized", "the control verbs need Authorization: Bearer TOKEN\n".into()),
-                (false, None) => ("403 Forbidden", "the control verbs answer only loopback clients (name a token_file in the fleet file to open them)\n".into()),
-                (true, _) => card_verb(registry, &request),
+            match refusal(token, request.bearer.as_deref(), loopback) {
+                Some(refused) => refused,
+                None => card_verb(registry, &request),
             }
         }
         ("GET", _) => (
@@ -112,6 +105,34 @@ fn answer(stream: std::net::TcpStream, registry: &Registry, token: Option<&str>)
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// Why a control request is refused, if it is: with a token, one that does not carry it
+/// (`401`); without one, a client that is not on loopback (`403`).
+fn refusal(
+    token: Option<&str>,
+    bearer: Option<&str>,
+    loopback: bool,
+) -> Option<(&'static str, String)> {
+    match token {
+        Some(token) => {
+            let carried = bearer.is_some_and(|b| {
+                emulator::crypto::constant_time_eq(b.as_bytes(), token.as_bytes())
+            });
+            (!carried).then(|| {
+                (
+                    "401 Unauthorized",
+                    "the control verbs need Authorization: Bearer TOKEN\n".into(),
+                )
+            })
+        }
+        None => (!loopback).then(|| {
+            (
+                "403 Forbidden",
+                "the control verbs answer only loopback clients (name a token_file in the fleet file to open them)\n".into(),
+            )
+        }),
+    }
 }
 
 /// `/cards/NAME/VERB/WORDS` with the body after them: one control request to card NAME.
@@ -241,4 +262,29 @@ fn metrics(registry: &Registry) -> String {
          # HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {fds}\n"
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn control_verbs_need_loopback_or_the_token() {
+        let status = |token, bearer, loopback| refusal(token, bearer, loopback).map(|r| r.0);
+        // Without a token file: loopback only.
+        assert_eq!(status(None, None, true), None);
+        assert_eq!(status(None, Some("x"), false), Some("403 Forbidden"));
+        // With one: the token, from anywhere; loopback alone is not enough.
+        let token = Some("0123456789abcdef");
+        assert_eq!(status(token, Some("0123456789abcdef"), false), None);
+        assert_eq!(status(token, None, true), Some("401 Unauthorized"));
+        assert_eq!(
+            status(token, Some("0123456789abcdeF"), true),
+            Some("401 Unauthorized")
+        );
+        assert_eq!(
+            status(token, Some("0123456789abcde"), true),
+            Some("401 Unauthorized")
+        );
+    }
 }
