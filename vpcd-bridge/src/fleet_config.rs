@@ -167,7 +167,7 @@ impl FleetConfig {
             let db = dir.join(&entry.db);
             let control = match entry.control {
                 Some(path) => Some(dir.join(expand(&which, &path.to_string_lossy())?)),
-                None => Some(db.with_extension("control")),
+                None => default_control(&db),
             };
             let faults = checked_faults(&entry.faults, &which)?;
             let timing = match &entry.timing {

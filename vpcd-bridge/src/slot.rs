@@ -10,6 +10,14 @@ use std::time::Duration;
 use emulator::FaultyCard;
 use tokio::sync::watch;
 
+/// Locks `mutex`, also when a thread panicked while holding it: what the bridge guards (a
+/// card whose store commits whole batches or nothing, counters, names) is whole either way.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A card in a vpcd slot.
 pub struct Slot {
     card: Mutex<FaultyCard>,
@@ -29,12 +37,9 @@ impl Slot {
         })
     }
 
-    /// The card, for one command or one control verb at a time. A panic while it was held
-    /// leaves a card whose store committed whole batches or nothing: still usable.
+    /// The card, for one command or one control verb at a time.
     pub fn lock(&self) -> MutexGuard<'_, FaultyCard> {
-        self.card
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.card)
     }
 
     /// Tells the link the card's presence changed: it leaves vpcd now, and comes back if (and
@@ -45,29 +50,19 @@ impl Slot {
 
     /// pcscd powered the card up (the link saw it ask for the ATR).
     pub fn powered_up(&self) {
-        let mut count = self
-            .power_ups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *count += 1;
+        *lock(&self.power_ups) += 1;
         self.powered.notify_all();
     }
 
     /// How often pcscd powered the card up so far.
     pub fn power_ups(&self) -> u64 {
-        *self
-            .power_ups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *lock(&self.power_ups)
     }
 
     /// Waits (blocking, at most `limit`) until pcscd powers the card up after `seen` power-ups:
     /// whether it did.
     pub fn wait_powered_after(&self, seen: u64, limit: Duration) -> bool {
-        let count = self
-            .power_ups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = lock(&self.power_ups);
         let (count, _) = self
             .powered
             .wait_timeout_while(count, limit, |n| *n <= seen)

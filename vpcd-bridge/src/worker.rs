@@ -17,14 +17,8 @@ use crate::control::server::ControlSocket;
 use crate::control::CardControl;
 use crate::fleet_config::{CardSpec, TraceFiles};
 
-/// Locks `mutex`, also when a thread panicked while holding it: what it guards (the
-/// registry, names, counters, a failure message) is changed in one step at a time, so it is
-/// whole either way.
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// The bridge's one poison-tolerant lock (the registry, names, counters, a failure message).
+pub use vpcd_bridge::slot::lock;
 
 /// What one card reports (`/healthz`, `/metrics`).
 #[derive(Default)]

@@ -150,6 +150,7 @@ impl FaultyCard {
                 if data_bits == 0 {
                     // Nothing to corrupt: the rule did not fire after all.
                     self.rules[firing].fired -= 1;
+                    self.injected -= 1;
                     return self.answer(bytes, started, Duration::ZERO);
                 }
                 let bit = self.rules[firing].next_random() % data_bits;

@@ -86,7 +86,9 @@ fn delay_and_timing_make_the_answer_late() {
     match card.transmit(&pin) {
         Reply::Answer { late, bytes } => {
             assert_eq!(bytes, [0x90, 0x00]);
-            assert!(late > Duration::ZERO && late <= Timing::Physical.of(Work::PinCheck));
+            // Late by what is left of the physical card's time (none, on a machine slower
+            // than the card).
+            assert!(late <= Timing::Physical.of(Work::PinCheck));
         }
         other => panic!("{other:?}"),
     }
@@ -116,6 +118,7 @@ fn corrupt_flips_one_bit_of_the_data_and_keeps_the_status() {
     faulty.add_fault(rule("on=VERIFY,corrupt"));
     assert_eq!(answer(faulty.transmit(&verify)), "63C3");
     assert_eq!(faulty.faults()[1].fired, 0);
+    assert_eq!(faulty.injected(), 1, "only the SELECT's fault was injected");
 }
 
 #[test]

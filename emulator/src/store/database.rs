@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::record::{self, Records, Slot, Tables};
+use super::record::{self, Records, Slot};
 use super::sealed::{io, Census, Open, Stored, META, STORAGE};
 use super::version::TABLES;
 use super::{snapshot, Store, StoreError};
@@ -239,25 +239,13 @@ impl RedbStore {
     /// A damaged snapshot is refused before anything is written.
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
         let records = snapshot::decode(snapshot)?;
-        if records_hold_a_card(&self.records()?) {
+        let old = self.records()?;
+        if records_hold_a_card(&old) {
             return Err(StoreError::Refused(
                 "the target database already holds a card".into(),
             ));
         }
-        self.transaction(|tables| {
-            for (name, v) in &records.meta {
-                let name = record::meta_name(name)
-                    .ok_or_else(|| StoreError::Refused(format!("unknown record {name:?}")))?;
-                tables.set(Slot::Meta(name), Some(v))?;
-            }
-            for (fid, v) in &records.files {
-                tables.set(Slot::File(*fid), Some(v))?;
-            }
-            for (id, v) in &records.keys {
-                tables.set(Slot::Key(*id), Some(v))?;
-            }
-            Ok(())
-        })
+        self.transaction(|tables| snapshot::overwrite(&old, &records, tables))
     }
 
     /// Runs `write` in one durable transaction. A failure closes the database (redb refuses

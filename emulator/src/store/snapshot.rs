@@ -111,6 +111,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Records, StoreError> {
     })?;
     Ok(records)
 }
+
 /// Writes the card of `new` in place of `old` into `tables` (one transaction): every record
 /// `new` lacks is removed, every record of `new` set (`snapshot load`).
 pub(crate) fn overwrite(
