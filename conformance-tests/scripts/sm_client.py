@@ -4,7 +4,7 @@
 (id-CA-ECDH-AES-CBC-CMAC-128), then commands wrapped in secure messaging, every answer's MAC
 checked here.
 
-    sm_client.py session --reader R [--pin PIN] [--sign KEYID] [--session-pin] [--tamper]
+    sm_client.py session --reader R [--pin PIN] [--sign KEYID] [--session-pin [--show-session-pin]] [--tamper]
 
 Prints one line per step, `name key=value ...`, for the calling test to assert:
 
@@ -159,6 +159,9 @@ def session(args):
     if args.session_pin:
         pin, sw, mac_ok = channel.transmit(0x80, 0x5A, 0x01, 0x81, le=256)
         print("session_pin sw=%s mac_verified=%s length=%d" % (sw, str(mac_ok).lower(), len(pin)))
+        if args.show_session_pin:
+            # For the test that looks for it in the data trace (it must not be there).
+            print("session_pin_value=%s" % pin.hex().upper())
         if sw == "9000":
             # A plain command ends the channel; the session PIN stands for the PIN after it.
             card.send(SELECT)
@@ -184,6 +187,7 @@ def main():
     run.add_argument("--pin", default="648219")
     run.add_argument("--sign")
     run.add_argument("--session-pin", action="store_true")
+    run.add_argument("--show-session-pin", action="store_true")
     run.add_argument("--tamper", action="store_true")
     args = parser.parse_args()
     session(args)

@@ -179,6 +179,8 @@ impl Sandbox {
         let vpcd = format!("127.0.0.1:{}", vpcd_port(u16::from(slot)));
         let mut all = vec!["run", "-v", "--vpcd", &vpcd, "--db", db.to_str().unwrap()];
         all.extend_from_slice(extra_args);
+        let trace = self.data_trace_file(slot, extra_args);
+        all.extend(trace.iter().map(String::as_str));
         self.spawn(slot, "emulator", emulator_binary(), &all);
         self.wait_for_card(slot);
     }
@@ -208,7 +210,74 @@ impl Sandbox {
         let db = self.db_path(slot);
         let mut all = vec!["run", "--vpcd", &vpcd, "--db", db.to_str().unwrap()];
         all.extend_from_slice(args);
+        let trace = self.data_trace_file(slot, args);
+        all.extend(trace.iter().map(String::as_str));
         self.spawn(slot, "emulator", emulator_binary(), &all);
+    }
+
+    /// Every card of the suite writes a data trace (`--trace-data-json`) into the scratch
+    /// directory, unless its test names one: when the sandbox ends, every command the card
+    /// carried out must have been decoded whole ([`Sandbox::undecoded`]).
+    fn data_trace_file(&self, slot: u8, args: &[&str]) -> Vec<String> {
+        if args.contains(&"--trace-data-json") {
+            return Vec::new();
+        }
+        let file = self
+            .scratch()
+            .join(format!("data-trace-{slot}-{}.json", self.cards.len()));
+        vec!["--trace-data-json".into(), file.to_string_lossy().into()]
+    }
+
+    /// The data trace events of every card this sandbox started, in the order of their files.
+    pub fn data_trace(&self) -> Vec<emulator::DataTraceEvent> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.scratch())
+            .map(|dir| dir.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("data-trace-") && n.ends_with(".json"))
+        });
+        files.sort();
+        let mut events = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                match emulator::DataTraceEvent::from_json(line) {
+                    Ok(event) => events.push(event),
+                    // The card was killed in the middle of a line.
+                    Err(_) if !line.ends_with('}') => {}
+                    Err(e) => panic!("{}: {e}: {line}", file.display()),
+                }
+            }
+        }
+        events
+    }
+
+    /// The commands a card carried out (status 9000, 61xx or 6282) whose data the data
+    /// trace left undecoded, one line each.
+    pub fn undecoded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for event in self.data_trace() {
+            let done = event.sw == "9000" || event.sw.starts_with("61") || event.sw == "6282";
+            if !done || event.command == "unknown" {
+                continue;
+            }
+            if let Some(f) = event
+                .all_fields()
+                .into_iter()
+                .find(|f| f.name == emulator::dissect::UNDECODED)
+            {
+                out.push(format!(
+                    "{} {}: {} undecoded bytes {}",
+                    event.command,
+                    event.parameters,
+                    f.len,
+                    f.hex.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        out
     }
 
     /// Starts `program args` inside the sandbox's network namespace (for example another
@@ -357,6 +426,14 @@ impl Drop for Sandbox {
         for card in &mut self.cards {
             let _ = card.child.kill();
             let _ = card.child.wait();
+        }
+        if !std::thread::panicking() {
+            let undecoded = self.undecoded();
+            assert!(
+                undecoded.is_empty(),
+                "the data trace left commands undecoded:\n{}",
+                undecoded.join("\n")
+            );
         }
         // Then the private pcscd and its namespaces go with `self.pcscd`.
     }

@@ -98,6 +98,15 @@ fn benches(c: &mut Criterion) {
     let sign_p256 = extended([0x80, 0x68, 2, 0x70], &hash32);
     g.bench_function("SIGN ECDSA P-256", |b| b.iter(|| ok(&mut card, &sign_p256)));
     let sign_p384 = extended([0x80, 0x68, 3, 0x70], &hash48);
+    // The same signature with the data trace on: every field decoded, the text and JSON forms
+    // made (what `--trace-data` and `--trace-data-json` write, minus the file).
+    card.set_data_tracer(Some(Box::new(|e: &emulator::DataTraceEvent| {
+        std::hint::black_box((e.to_text(false), e.to_json()));
+    })));
+    g.bench_function("SIGN ECDSA P-256, --trace-data on", |b| {
+        b.iter(|| ok(&mut card, &sign_p256))
+    });
+    card.set_data_tracer(None);
     g.bench_function("SIGN ECDSA P-384", |b| b.iter(|| ok(&mut card, &sign_p384)));
     let sign_rsa = extended([0x80, 0x68, 1, 0x30], &info);
     g.bench_function("SIGN RSA-2048 PKCS#1", |b| {

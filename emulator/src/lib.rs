@@ -18,6 +18,7 @@ pub mod apdu;
 mod applet;
 mod card;
 pub mod crypto;
+pub mod dissect;
 pub mod fault;
 mod limits;
 pub mod model;
@@ -28,6 +29,7 @@ pub mod tools;
 
 pub use apdu::Status;
 pub use applet::{AID, VERSION};
+pub use card::data_trace::{DataTraceEvent, DataTracer};
 pub use card::trace::{TraceEvent, Tracer};
 pub use card::work::Work;
 pub use card::{Card, ATR};

@@ -45,7 +45,7 @@ fn a_cut_after_the_decrement_costs_the_try_even_for_the_right_pin() {
         let mut card = Card::open(Box::new(store)).unwrap();
         assert_eq!(
             transmit(&mut card, "00A404000BE82B0601040181C31F020100"),
-            "6F0A820178850500000204009000"
+            "6F0A820178850500000604009000"
         );
         assert_eq!(
             transmit(

@@ -83,6 +83,19 @@ pub struct Traces {
     /// As --trace, as JSON lines (one object per APDU).
     #[arg(long, value_name = "FILE")]
     pub trace_json: Option<PathBuf>,
+
+    /// Write every command and answer in full to FILE, each data field decoded (TLV trees,
+    /// CV certificates and requests, FCI/FCP, key and domain status, wrapped-key headers,
+    /// secure messaging both protected and plain). PINs, session PINs, DKEK shares,
+    /// deciphered data, key material and wrapped keys' bodies are taken out by field and
+    /// marked with their length. Read it with `trace show`.
+    #[arg(long, value_name = "FILE")]
+    pub trace_data: Option<PathBuf>,
+
+    /// As --trace-data, as JSON lines (one object per APDU): what `trace show` and
+    /// `trace replay` read.
+    #[arg(long, value_name = "FILE")]
+    pub trace_data_json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -232,6 +245,10 @@ pub enum Command {
   sc-hsm-emulator control --json state"
     )]
     Control(ControlArgs),
+
+    /// Read a data trace (`trace show`), or replay a recording against a card (`trace replay`).
+    #[command(subcommand)]
+    Trace(crate::trace::TraceCommand),
 }
 
 /// What `pki` does.

@@ -15,6 +15,8 @@
 //! vpcd = "10.0.0.5:35963"       # host:port of the vpcd slot; unique
 //! profile = "demo"              # optional: what a new card is ("demo", or "initialized":
 //!                               # the OpenSC wiki's PINs; default: blank)
+//! trace_data_json = "room1-01.trace.json"  # optional: --trace-data-json for this card
+//!                               # (also trace, trace_json, trace_data)
 //! ```
 //!
 //! Relative paths are relative to the file's directory. `${NAME}` in a value is replaced by
@@ -54,6 +56,10 @@ struct CardEntry {
     #[serde(default)]
     faults: Vec<String>,
     timing: Option<String>,
+    trace: Option<PathBuf>,
+    trace_json: Option<PathBuf>,
+    trace_data: Option<PathBuf>,
+    trace_data_json: Option<PathBuf>,
 }
 
 /// One card of the fleet.
@@ -82,6 +88,9 @@ pub struct CardSpec {
 pub struct TraceFiles {
     pub text: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// The data trace: every exchange in full, decoded, secrets taken out.
+    pub data_text: Option<PathBuf>,
+    pub data_json: Option<PathBuf>,
 }
 
 /// A checked configuration.
@@ -170,6 +179,17 @@ impl FleetConfig {
                 None => default_control(&db),
             };
             let faults = checked_faults(&entry.faults, &which)?;
+            let trace_file = |path: &Option<PathBuf>| -> Result<Option<PathBuf>, String> {
+                path.as_ref()
+                    .map(|p| expand(&which, &p.to_string_lossy()).map(|p| dir.join(p)))
+                    .transpose()
+            };
+            let traces = TraceFiles {
+                text: trace_file(&entry.trace)?,
+                json: trace_file(&entry.trace_json)?,
+                data_text: trace_file(&entry.trace_data)?,
+                data_json: trace_file(&entry.trace_data_json)?,
+            };
             let timing = match &entry.timing {
                 Some(t) => t.parse().map_err(|e| format!("{which}: timing: {e}"))?,
                 None => Timing::None,
@@ -193,7 +213,7 @@ impl FleetConfig {
                 new_card: entry.profile,
                 seed: None,
                 limits: Limits::default(),
-                traces: TraceFiles::default(),
+                traces,
                 control,
                 faults,
                 timing,
@@ -257,6 +277,12 @@ impl FleetConfig {
                 traces: TraceFiles {
                     text: args.traces.trace.as_ref().map(|f| numbered(f, index)),
                     json: args.traces.trace_json.as_ref().map(|f| numbered(f, index)),
+                    data_text: args.traces.trace_data.as_ref().map(|f| numbered(f, index)),
+                    data_json: args
+                        .traces
+                        .trace_data_json
+                        .as_ref()
+                        .map(|f| numbered(f, index)),
                 },
                 control: match &args.control {
                     Some(path) => Some(numbered(path, index)),

@@ -15,6 +15,7 @@ mod http;
 mod offline;
 mod run;
 mod sandbox;
+mod trace;
 mod worker;
 
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         )),
         Command::Pki(PkiCommand::Show { which }) => done(offline::pki_show(&pki_path(which)?)),
         Command::Control(args) => control::client::run(args),
+        Command::Trace(command) => trace::run(command),
         Command::ReaderConfig { cards, dir } => {
             let conf = vpcd_bridge::private_pcscd::write_reader_config(&dir, cards)?;
             println!("{}", conf.display());

@@ -297,6 +297,8 @@ fn start_cards(
     let traces = [
         ("--trace", &args.traces.trace),
         ("--trace-json", &args.traces.trace_json),
+        ("--trace-data", &args.traces.trace_data),
+        ("--trace-data-json", &args.traces.trace_data_json),
     ];
     for (flag, file) in traces {
         if let Some(file) = file {

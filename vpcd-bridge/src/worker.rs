@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use emulator::{FaultRule, FaultyCard, TraceEvent, Tracer};
+use emulator::{DataTraceEvent, DataTracer, FaultRule, FaultyCard, TraceEvent, Tracer};
 use vpcd_bridge::link::{self, LinkOptions, LinkStats};
 use vpcd_bridge::slot::Slot;
 
@@ -127,6 +127,7 @@ fn serve(
     span.record("serial", tracing::field::display(&serial));
     *lock(&metrics.serial) = serial.clone();
     card.set_tracer(Some(tracer(&spec.traces, Arc::clone(metrics))?));
+    card.set_data_tracer(data_tracer(&spec.traces)?);
     let mut card = FaultyCard::new(card);
     for rule in &spec.faults {
         let rule: FaultRule = rule.parse().map_err(|e| format!("fault {rule:?}: {e}"))?;
@@ -161,6 +162,33 @@ fn serve(
     metrics.open.store(false, Ordering::Relaxed);
     tracing::info!("card stopped");
     Ok(())
+}
+
+/// The card's data tracer, when a data trace file is named: every exchange in full, decoded,
+/// written as text and/or JSON lines (created or truncated).
+fn data_tracer(files: &TraceFiles) -> Result<Option<DataTracer>, String> {
+    if files.data_text.is_none() && files.data_json.is_none() {
+        return Ok(None);
+    }
+    let open = |path: &Path| {
+        std::fs::File::create(path)
+            .map(std::io::LineWriter::new)
+            .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
+    };
+    let mut text = files.data_text.as_deref().map(open).transpose()?;
+    let mut json = files.data_json.as_deref().map(open).transpose()?;
+    Ok(Some(Box::new(move |event: &DataTraceEvent| {
+        let mut event = event.clone();
+        event.time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Some(out) = text.as_mut() {
+            let _ = write!(out, "{}", event.to_text(false));
+        }
+        if let Some(out) = json.as_mut() {
+            let _ = writeln!(out, "{}", event.to_json());
+        }
+    })))
 }
 
 /// The card's tracer: every exchange counted in `metrics`, and written to the trace files

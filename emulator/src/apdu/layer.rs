@@ -58,6 +58,11 @@ impl Layer {
         };
     }
 
+    /// The answer data waiting for GET RESPONSE.
+    pub fn pending(&self) -> &[u8] {
+        &self.pending
+    }
+
     /// A malformed APDU: pending response data is lost, as after any other command.
     pub fn malformed(&mut self) {
         self.pending.clear();

@@ -5,7 +5,7 @@
 //!
 //! | P1 | data | needs | answer |
 //! |---|---|---|---|
-//! | `00` | none | - | total ‖ missing ‖ KCV (8); no data for a slot not created |
+//! | `00` | none | - | total ‖ missing ‖ KCV (8); `6A88` for a slot not created (domain 0 of a card without slots and without DKEK: `6D00`) |
 //! | `00` | share (32) | - | as above, after XOR-ing the share in |
 //! | `01` | number of shares (1) | user PIN | as above, for the new domain (0 shares: the card generates the DKEK) |
 //! | `02` | domain UID (1-32 bytes) | user PIN | `00 01` ‖ zero KCV ‖ UID; after DECIPHER `84`: `00 00` ‖ KCV ‖ UID |
@@ -40,15 +40,23 @@ impl Applet {
         kd: u8,
         action: DomainAction<'_>,
     ) -> Result<Response, Status> {
-        // A card set up without key shares keeps answering 6D00 for its default domain, as
-        // OpenSC's sc-hsm-tool expects ("not initialised for key shares").
+        // A card set up without key shares and without key domain slots answers 6D00 for its
+        // default domain, as OpenSC's sc-hsm-tool expects ("not initialised for key shares").
+        // With slots, domain 0 is a slot like the others: not created, it answers 6A88 (see
+        // the README's Choices for the evidence).
+        let default_domain_only = self.state.key_domain_slots() <= 1;
         if kd == 0
+            && default_domain_only
             && matches!(self.state.dkek, Dkek::Absent)
             && matches!(action, DomainAction::Status | DomainAction::ImportShare(_))
         {
             return Err(Status::InsNotSupported);
         }
         let current = self.state.domain(kd).ok_or(Status::IncorrectP1P2)?.clone();
+        // The status of a slot that holds no domain: allocated, not created (or deleted).
+        if matches!(action, DomainAction::Status) && matches!(current, Dkek::Absent) {
+            return Err(Status::ReferencedDataNotFound);
+        }
         let next = match action {
             DomainAction::Status => None,
             DomainAction::ImportShare(share) => {

@@ -8,8 +8,9 @@ use crate::model::key::DEVICE_KEY_ID;
 use crate::model::objects::{self, Access};
 use crate::model::{Change, FileEntry};
 
-/// Card type byte of tag 85: any value but 00/01 makes OpenSC say plain "SmartCard-HSM".
-const CARD_TYPE: u8 = 0x02;
+/// Card type byte of tag 85: what a Nitrokey HSM 2 with firmware 4.1 answers (OpenSC issue
+/// #3602); any value but 00/01 makes OpenSC say plain "SmartCard-HSM".
+const CARD_TYPE: u8 = 0x06;
 
 impl Applet {
     fn resolve(&self, target: Target) -> Result<u16, Status> {

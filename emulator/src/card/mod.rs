@@ -7,7 +7,7 @@
 //! this: it gets a request and gives an answer (and, once, the keys of a secure channel to
 //! open).
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::apdu::layer::{Incoming, Layer};
 use crate::apdu::secure_messaging::Channel;
@@ -20,9 +20,12 @@ use crate::model::pki::Pki;
 use crate::model::CardState;
 use crate::store::{Store, StoreError};
 
+pub mod data_trace;
 pub mod trace;
 pub mod work;
 
+use crate::dissect::{Context, Dissector};
+use data_trace::{Capture, DataTrace, DataTracer};
 use trace::{TraceEvent, Tracer};
 use work::{Pending, Work};
 
@@ -39,6 +42,7 @@ pub struct Card {
     /// The secure channel chip authentication opened, if any.
     channel: Option<Channel>,
     tracer: Option<Tracer>,
+    data_trace: Option<DataTrace>,
     /// What the last command made the card do (for the timing profile).
     last_work: Work,
 }
@@ -80,6 +84,7 @@ impl Card {
             layer: Layer::default(),
             channel: None,
             tracer: None,
+            data_trace: None,
             last_work: Work::Nothing,
         }
     }
@@ -87,6 +92,12 @@ impl Card {
     /// Calls `tracer` after every exchange with a [`TraceEvent`] (`None` stops tracing).
     pub fn set_tracer(&mut self, tracer: Option<Tracer>) {
         self.tracer = tracer;
+    }
+
+    /// Calls `tracer` after every exchange with the exchange in full, decoded, its secrets
+    /// taken out ([`data_trace::DataTraceEvent`]; `None` stops it).
+    pub fn set_data_tracer(&mut self, tracer: Option<DataTracer>) {
+        self.data_trace = tracer.map(DataTrace::new);
     }
 
     /// The capacity limits in force.
@@ -155,23 +166,44 @@ impl Card {
                 tracing::debug!(len = apdu.len(), sw = %status, "malformed APDU");
                 self.layer.malformed();
                 self.end_channel();
-                return Response::from(status).to_bytes();
+                let bytes = Response::from(status).to_bytes();
+                if let Some(data_trace) = self.data_trace.as_mut() {
+                    data_trace.refused(apdu, &bytes, status);
+                }
+                return bytes;
             }
         };
+        let mut capture = Capture::default();
         // Secure messaging: a protected command is unwrapped (its answer wrapped below); a
         // plain one ends the channel.
         // (Classes 00-0F and 80-8F only: others stay unsupported, 6E00.)
         let protected = command.cla & 0x0C == 0x0C && command.cla & 0x60 == 0;
         if protected {
             let Some(channel) = self.channel.as_mut() else {
-                return Response::from(Status::SecureMessagingNotSupported).to_bytes();
+                let status = Status::SecureMessagingNotSupported;
+                let bytes = Response::from(status).to_bytes();
+                if let Some(data_trace) = self.data_trace.as_mut() {
+                    data_trace.refused(apdu, &bytes, status);
+                }
+                return bytes;
             };
             match channel.unwrap_command(&command) {
-                Ok(plain) => command = plain,
+                Ok(plain) => {
+                    if self.data_trace.is_some() {
+                        capture.wire = Some(apdu.to_vec());
+                        capture.plain = Some(Zeroizing::new(plain.to_bytes()));
+                    }
+                    command = plain
+                }
                 Err(error) => {
                     tracing::debug!(?error, "secure messaging refused; channel ended");
                     self.end_channel();
-                    return Response::from(Status::from(error)).to_bytes();
+                    let status = Status::from(error);
+                    let bytes = Response::from(status).to_bytes();
+                    if let Some(data_trace) = self.data_trace.as_mut() {
+                        data_trace.refused(apdu, &bytes, status);
+                    }
+                    return bytes;
                 }
             }
         } else {
@@ -180,15 +212,28 @@ impl Card {
         let header = [command.cla, command.ins, command.p1, command.p2];
         let (lc, le) = (command.data.len(), command.le);
         let name = command::name_of(command.ins);
+        // The part as the card read it, for the data trace (wiped below).
+        let mut part = self.data_trace.is_some().then(|| command.clone());
         let mut parameters = String::new();
         let mut effect = None;
         self.last_work = Work::Nothing;
         let response = match self.layer.receive(command) {
             Incoming::Answered(response) => response,
             Incoming::Complete(mut command) => {
+                if let Some(data_trace) = self.data_trace.as_mut() {
+                    let context = Context {
+                        user_pin_len: self.app.state().user_pin.as_ref().map(|p| p.len()),
+                    };
+                    let dissection =
+                        Dissector::new(data_trace.book()).command(header, &command.data, &context);
+                    let whole = Zeroizing::new(command.to_bytes());
+                    let shown =
+                        data_trace::show_apdu(&whole, command.data.len(), 0, &dissection.hidden);
+                    capture.command = Some((dissection, command.data.len(), shown));
+                }
                 let outcome = match Request::parse(&command) {
                     Ok(request) => {
-                        if self.tracer.is_some() {
+                        if self.tracer.is_some() || self.data_trace.is_some() {
                             parameters = describe(&request);
                             if protected {
                                 parameters.push_str(" [secure messaging]");
@@ -205,6 +250,14 @@ impl Card {
                 };
                 effect = outcome.effect;
                 let response = self.layer.respond(command.ne(), outcome.response);
+                if let Some(data_trace) = self.data_trace.as_mut() {
+                    // What the card delivers: this answer and what waits for GET RESPONSE.
+                    let mut whole = Zeroizing::new(response.data.clone());
+                    whole.extend_from_slice(self.layer.pending());
+                    let dissection =
+                        Dissector::new(data_trace.book()).response(header, &command.data, &whole);
+                    capture.response = Some((dissection, whole.len()));
+                }
                 // Command data may hold a PIN or a DKEK share: wipe it.
                 command.data.zeroize();
                 response
@@ -225,7 +278,7 @@ impl Card {
             tracer(&TraceEvent {
                 command: name,
                 header,
-                parameters,
+                parameters: parameters.clone(),
                 lc,
                 le,
                 response_len: response.data.len(),
@@ -243,6 +296,18 @@ impl Card {
             }
             _ => response.to_bytes(),
         };
+        if let (Some(data_trace), Some(part)) = (self.data_trace.as_mut(), part.as_mut()) {
+            data_trace.exchange(
+                part,
+                capture,
+                name,
+                parameters,
+                &response,
+                &answer,
+                started.elapsed().as_micros() as u64,
+            );
+            part.data.zeroize();
+        }
         if let Some(Effect::OpenSecureChannel(keys)) = effect {
             self.channel = Some(Channel::new(keys));
             self.app.secure_channel(true);
@@ -254,6 +319,9 @@ impl Card {
     pub(crate) fn trace(&mut self, event: &TraceEvent) {
         if let Some(tracer) = self.tracer.as_mut() {
             tracer(event);
+        }
+        if let Some(data_trace) = self.data_trace.as_mut() {
+            data_trace.fault(event);
         }
     }
 

@@ -5,6 +5,15 @@ pub fn encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// Uppercase hex, one byte a word.
+pub fn spaced(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Decodes hex text, ignoring ASCII whitespace and `:` separators.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text

@@ -7,5 +7,7 @@ pub mod hex;
 pub mod host;
 pub mod json;
 pub mod profile;
+pub mod recording;
+pub mod replay;
 pub mod report;
 pub mod trace;

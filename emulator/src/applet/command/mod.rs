@@ -13,7 +13,10 @@
 //! 4. its arm in [`Applet::dispatch`](super::Applet::dispatch) (`applet/mod.rs`), which calls
 //! 5. the handler, an `impl Applet` method in the file of the command's chapter, which asks
 //!    [`Session::require`](super::session::Session::require) for access and builds its
-//!    changes as one batch for [`Applet::commit`](super::Applet::commit).
+//!    changes as one batch for [`Applet::commit`](super::Applet::commit);
+//! 6. its arms in the data trace's decoders ([`crate::dissect`]: `command.rs` and
+//!    `response.rs` match on [`Ins`] without a catch-all), naming every data field and
+//!    taking out its secrets.
 //!
 //! Then a byte-exact exchange in `card/tests/` and, for a command OpenSC sends, a
 //! conformance test.

@@ -63,11 +63,11 @@ fn select_application_answers_fci_fcp_or_nothing() {
     let mut c = card();
     assert_eq!(
         send(&mut c, SELECT_AID),
-        ("6F0A8201788505000002 0400".replace(' ', ""), "9000".into())
+        ("6F0A8201788505000006 0400".replace(' ', ""), "9000".into())
     );
     assert_eq!(
         send(&mut c, "00A404040BE82B0601040181C31F020100"),
-        ("620A82017885050000020400".into(), "9000".into())
+        ("620A82017885050000060400".into(), "9000".into())
     );
     assert_eq!(
         send(&mut c, "00A4040C0BE82B0601040181C31F0201"),
@@ -79,7 +79,7 @@ fn select_application_answers_fci_fcp_or_nothing() {
 #[test]
 fn select_shows_options_after_initialize() {
     let mut c = initialized();
-    assert_eq!(send(&mut c, SELECT_AID).0, "6F0A82017885050001020400");
+    assert_eq!(send(&mut c, SELECT_AID).0, "6F0A82017885050001060400");
 }
 
 #[test]
@@ -688,4 +688,5 @@ fn a_session_pin_needs_secure_messaging() {
     assert_eq!(sw(&mut c, "805A01810100"), "6700");
 }
 
+mod data_trace;
 mod trust;
