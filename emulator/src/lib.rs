@@ -20,6 +20,7 @@ mod card;
 pub mod crypto;
 pub mod dissect;
 pub mod fault;
+pub mod hex;
 mod limits;
 pub mod model;
 pub mod store;

@@ -83,6 +83,9 @@ fn each_part_uses_only_what_is_below_it() {
     // The transport edge uses the application and the APDU layer, never a host tool.
     let card = uses("emulator/src/card", &["crate::tools"]);
     assert!(card.is_empty(), "card/ uses a host tool: {card:#?}");
+    // The data trace's decoders work for the card: no host tool, no card state.
+    let dissect = uses("emulator/src/dissect", &["crate::tools", "crate::card"]);
+    assert!(dissect.is_empty(), "dissect/ reaches out: {dissect:#?}");
 }
 
 #[test]

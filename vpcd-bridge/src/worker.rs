@@ -164,19 +164,21 @@ fn serve(
     Ok(())
 }
 
+/// A trace file, created or truncated, written a line at a time.
+fn open_trace(path: &Path) -> Result<std::io::LineWriter<std::fs::File>, String> {
+    std::fs::File::create(path)
+        .map(std::io::LineWriter::new)
+        .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
+}
+
 /// The card's data tracer, when a data trace file is named: every exchange in full, decoded,
 /// written as text and/or JSON lines (created or truncated).
 fn data_tracer(files: &TraceFiles) -> Result<Option<DataTracer>, String> {
     if files.data_text.is_none() && files.data_json.is_none() {
         return Ok(None);
     }
-    let open = |path: &Path| {
-        std::fs::File::create(path)
-            .map(std::io::LineWriter::new)
-            .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
-    };
-    let mut text = files.data_text.as_deref().map(open).transpose()?;
-    let mut json = files.data_json.as_deref().map(open).transpose()?;
+    let mut text = files.data_text.as_deref().map(open_trace).transpose()?;
+    let mut json = files.data_json.as_deref().map(open_trace).transpose()?;
     Ok(Some(Box::new(move |event: &DataTraceEvent| {
         let mut event = event.clone();
         event.time = std::time::SystemTime::now()
@@ -194,13 +196,8 @@ fn data_tracer(files: &TraceFiles) -> Result<Option<DataTracer>, String> {
 /// The card's tracer: every exchange counted in `metrics`, and written to the trace files
 /// (created or truncated), text and/or JSON lines.
 fn tracer(files: &TraceFiles, metrics: Arc<CardMetrics>) -> Result<Tracer, String> {
-    let open = |path: &Path| {
-        std::fs::File::create(path)
-            .map(std::io::LineWriter::new)
-            .map_err(|e| format!("cannot write the trace {}: {e}", path.display()))
-    };
-    let mut text = files.text.as_deref().map(open).transpose()?;
-    let mut json = files.json.as_deref().map(open).transpose()?;
+    let mut text = files.text.as_deref().map(open_trace).transpose()?;
+    let mut json = files.json.as_deref().map(open_trace).transpose()?;
     Ok(Box::new(move |event: &TraceEvent| {
         if event.fault.is_some() {
             // The fault's own line in the trace; the answer (if any) is counted below or

@@ -10,6 +10,11 @@ use crate::applet::command::Ins;
 /// Largest command data accepted across a chain.
 const MAX_CHAINED_DATA: usize = 65_536;
 
+/// Whether `command` is a GET RESPONSE this layer answers (class `00`).
+pub(crate) fn is_get_response(command: &Command) -> bool {
+    command.ins == Ins::GetResponse.code() && command.cla_without_chaining() == 0x00
+}
+
 /// The transmission state of one card session; power events and a malformed APDU clear it.
 pub(crate) struct Layer {
     /// Data of the non-final commands of a chain, and the header they share.
@@ -70,7 +75,7 @@ impl Layer {
 
     /// Takes one parsed command APDU.
     pub fn receive(&mut self, command: Command) -> Incoming {
-        if command.ins == Ins::GetResponse.code() && command.cla_without_chaining() == 0x00 {
+        if is_get_response(&command) {
             return Incoming::Answered(self.get_response(&command));
         }
         self.pending.clear();

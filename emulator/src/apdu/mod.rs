@@ -107,11 +107,25 @@ impl Command {
         self.le.unwrap_or(0)
     }
 
+    /// Whether [`Command::to_bytes`] encodes it with extended lengths.
+    fn encodes_extended(&self) -> bool {
+        self.extended || self.data.len() > 255 || self.le.is_some_and(|n| n > 256)
+    }
+
+    /// Where the data starts in the command's encoding ([`Command::to_bytes`], or the APDU it
+    /// was parsed from): after the header and Lc.
+    pub fn data_offset(&self) -> usize {
+        if self.encodes_extended() {
+            7
+        } else {
+            5
+        }
+    }
+
     /// Encodes the command back into bytes (the shortest encoding that keeps `extended`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![self.cla, self.ins, self.p1, self.p2];
-        let extended = self.extended || self.data.len() > 255 || self.le.is_some_and(|n| n > 256);
-        if extended {
+        if self.encodes_extended() {
             if !self.data.is_empty() {
                 out.push(0);
                 out.extend_from_slice(&(self.data.len() as u16).to_be_bytes());

@@ -10,16 +10,18 @@
 //! its data, not the data.
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
+use crate::apdu::layer::is_get_response;
 use crate::apdu::{Command, Response, Status};
-use crate::dissect::{self, Dissection, Dissector, Field, Hidden, SecretBook};
+use crate::dissect::{self, Context, Dissection, Dissector, Field, Hidden, SecretBook};
+use crate::hex;
 
 /// Where a card sends its data trace events.
 pub type DataTracer = Box<dyn FnMut(&DataTraceEvent) + Send>;
 
 /// One APDU exchange in full, decoded, with the secrets taken out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataTraceEvent {
     /// Seconds since 1970 (written by the host; 0 from the card).
     #[serde(default)]
@@ -100,8 +102,9 @@ struct HeldPart {
     event: DataTraceEvent,
     /// The part's APDU as the card read it (unwrapped), wiped when dropped.
     apdu: Zeroizing<Vec<u8>>,
-    /// Where its data starts in the complete command's data.
+    /// Where its data starts in the complete command's data, and how long it is.
     offset: usize,
+    len: usize,
 }
 
 /// The rest of an answer that waits for GET RESPONSE.
@@ -113,49 +116,51 @@ struct PendingAnswer {
     total: usize,
 }
 
-/// What one exchange gave the data trace along the way ([`super::Card::transmit`]).
-#[derive(Default)]
-pub(crate) struct Capture {
-    /// The APDU as the card read it after unwrapping (for a protected command) - its own
-    /// part, not the chain.
-    pub plain: Option<Zeroizing<Vec<u8>>>,
-    /// The protected APDU as it came from the reader.
-    pub wire: Option<Vec<u8>>,
-    /// The complete command's dissection, the length of its data, and the whole command
-    /// shown through its secrets (what a chain's parts make).
-    pub command: Option<(Dissection, usize, String)>,
-    /// The whole answer of the application, dissected, and its length.
-    pub response: Option<(Dissection, usize)>,
+/// A complete command, decoded.
+struct DecodedCommand {
+    dissection: Dissection,
+    /// The length of its data (a chain's parts together).
+    len: usize,
+    /// The whole command shown through its secrets (what a chain's parts make).
+    whole: String,
 }
 
-/// The data trace state of a card.
+/// What the exchange under way gave the data trace so far.
+#[derive(Default)]
+struct Exchange {
+    /// The APDU as the reader sent it (it may hold a PIN: wiped when dropped).
+    wire: Zeroizing<Vec<u8>>,
+    /// Under secure messaging, the command as the card read it once unwrapped.
+    unwrapped: Option<Zeroizing<Vec<u8>>>,
+    command: Option<DecodedCommand>,
+    /// The whole answer of the application, decoded, and its length.
+    response: Option<(Dissection, usize)>,
+}
+
+/// The data trace state of a card: the numbering of secrets, the parts of a chain held, the
+/// rest of an answer, and the exchange under way.
 pub(crate) struct DataTrace {
     tracer: DataTracer,
     book: SecretBook,
     n: u64,
     chain: Vec<HeldPart>,
     pending: Option<PendingAnswer>,
+    current: Exchange,
 }
 
-/// Where the data of an encoded APDU starts, given its length.
-fn data_start(apdu: &[u8], data_len: usize) -> usize {
-    if data_len == 0 {
-        apdu.len().min(4)
-    } else if apdu.get(4) == Some(&0) && apdu.len() >= 7 + data_len {
-        7
+/// `apdu` (encoded as `command` is) in hex, its data (at `offset` of the dissected data)
+/// shown through `hidden`.
+fn show_apdu(apdu: &[u8], command: &Command, offset: usize, hidden: &[Hidden]) -> String {
+    let start = if command.data.is_empty() {
+        apdu.len()
     } else {
-        5
-    }
-}
-
-/// `apdu` in hex with its data (at `offset` of the dissected data) shown through `hidden`.
-pub(crate) fn show_apdu(apdu: &[u8], data_len: usize, offset: usize, hidden: &[Hidden]) -> String {
-    let start = data_start(apdu, data_len).min(apdu.len());
-    let end = (start + data_len).min(apdu.len());
+        command.data_offset().min(apdu.len())
+    };
+    let end = (start + command.data.len()).min(apdu.len());
     [
-        dissect::spaced(&apdu[..start]),
+        hex::spaced(&apdu[..start]),
         dissect::show(&apdu[start..end], offset, hidden),
-        dissect::spaced(&apdu[end..]),
+        hex::spaced(&apdu[end..]),
     ]
     .into_iter()
     .filter(|s| !s.is_empty())
@@ -163,12 +168,10 @@ pub(crate) fn show_apdu(apdu: &[u8], data_len: usize, offset: usize, hidden: &[H
     .join(" ")
 }
 
-/// `apdu` with its data withheld (a command that was not decoded).
-fn withheld(apdu: &[u8], data_len: usize, book: &mut SecretBook) -> String {
-    let start = data_start(apdu, data_len).min(apdu.len());
-    let end = (start + data_len).min(apdu.len());
-    let hidden = Dissector::new(book).withhold(&apdu[start..end]);
-    show_apdu(apdu, data_len, 0, &hidden)
+/// `apdu` (the encoding of `command`) with its data withheld: a command that was not decoded.
+fn withheld(apdu: &[u8], command: &Command, book: &mut SecretBook) -> String {
+    let hidden = Dissector::new(book).withhold(&command.data);
+    show_apdu(apdu, command, 0, &hidden)
 }
 
 impl DataTrace {
@@ -179,11 +182,8 @@ impl DataTrace {
             n: 0,
             chain: Vec::new(),
             pending: None,
+            current: Exchange::default(),
         }
-    }
-
-    pub fn book(&mut self) -> &mut SecretBook {
-        &mut self.book
     }
 
     fn emit(&mut self, mut event: DataTraceEvent) {
@@ -192,35 +192,76 @@ impl DataTrace {
         (self.tracer)(&event);
     }
 
+    /// A command APDU arrives, as the reader sent it.
+    pub fn arrived(&mut self, apdu: &[u8]) {
+        self.current = Exchange {
+            wire: Zeroizing::new(apdu.to_vec()),
+            ..Exchange::default()
+        };
+    }
+
+    /// Under secure messaging: the command as the card read it once unwrapped.
+    pub fn unwrapped(&mut self, command: &Command) {
+        self.current.unwrapped = Some(Zeroizing::new(command.to_bytes()));
+    }
+
+    /// A command is complete (a chain's parts joined): its data decoded, `context` telling
+    /// what the bytes do not (the length of the user PIN).
+    pub fn complete(&mut self, command: &Command, context: &Context) {
+        let header = [command.cla, command.ins, command.p1, command.p2];
+        let dissection = Dissector::new(&mut self.book).command(header, &command.data, context);
+        let whole = show_apdu(
+            &Zeroizing::new(command.to_bytes()),
+            command,
+            0,
+            &dissection.hidden,
+        );
+        self.current.command = Some(DecodedCommand {
+            dissection,
+            len: command.data.len(),
+            whole,
+        });
+    }
+
+    /// The application's answer to `command`, whole (what waits for GET RESPONSE included).
+    pub fn answered(&mut self, command: &Command, whole: &[u8]) {
+        let header = [command.cla, command.ins, command.p1, command.p2];
+        let dissection = Dissector::new(&mut self.book).response(header, &command.data, whole);
+        self.current.response = Some((dissection, whole.len()));
+    }
+
     /// Traces the held parts of a chain that will not complete, their data withheld.
     fn flush_chain(&mut self) {
         for mut part in std::mem::take(&mut self.chain) {
-            let len = part.event.command_fields.first().map_or(0, |f| f.len);
-            part.event.apdu = withheld(&part.apdu, len, &mut self.book);
+            if let Ok(command) = Command::parse(&part.apdu) {
+                part.event.apdu = withheld(&part.apdu, &command, &mut self.book);
+            }
             self.emit(part.event);
         }
     }
 
-    /// A malformed APDU or one refused before it could be parsed: its header and length.
-    pub fn refused(&mut self, apdu: &[u8], response: &[u8], status: Status) {
+    /// The command that arrived was refused before it could be parsed (malformed, or
+    /// protected without a channel): its header and the length of the rest.
+    pub fn refused(&mut self, status: Status, response: &[u8]) {
         self.flush_chain();
         self.pending = None;
-        let header = apdu.get(..4).map(dissect::spaced).unwrap_or_default();
-        let rest = apdu.len().saturating_sub(4);
-        let body = &apdu[apdu.len().min(4)..];
+        let apdu = std::mem::take(&mut self.current).wire;
+        let (header, body) = apdu.split_at(apdu.len().min(4));
         let hidden = Dissector::new(&mut self.book).withhold(body);
-        let shown = dissect::show(body, 0, &hidden);
         let event = DataTraceEvent {
             command: apdu
                 .get(1)
                 .map_or("unknown", |ins| crate::applet::command::name_of(*ins))
                 .into(),
-            parameters: format!("not decoded ({rest} bytes after the header)"),
-            apdu: [header, shown].join(" ").trim().to_string(),
-            response: dissect::spaced(response),
+            parameters: format!("not decoded ({} bytes after the header)", body.len()),
+            apdu: [hex::spaced(header), dissect::show(body, 0, &hidden)]
+                .join(" ")
+                .trim()
+                .to_string(),
+            response: hex::spaced(response),
             sw: status.to_string(),
             sw_meaning: status.meaning().into(),
-            ..blank()
+            ..DataTraceEvent::default()
         };
         self.emit(event);
     }
@@ -232,128 +273,130 @@ impl DataTrace {
         let fault = DataTraceEvent {
             command: event.command.into(),
             parameters: event.parameters.clone(),
-            apdu: dissect::spaced(&event.header),
-            response: String::new(),
+            apdu: hex::spaced(&event.header),
             sw: event.status.to_string(),
             sw_meaning: event.status.meaning().into(),
             duration_us: event.duration.as_micros() as u64,
             fault: event.fault.clone(),
-            ..blank()
+            ..DataTraceEvent::default()
         };
         self.emit(fault);
     }
 
-    /// One exchange the card carried out (the layer or the application answered it).
-    #[allow(clippy::too_many_arguments)]
-    pub fn exchange(
+    /// The exchange under way ends: the layer or the application answered `sent`, which left
+    /// the card as `answer` (wrapped under secure messaging).
+    pub fn finish(
         &mut self,
-        command: &Command,
-        capture: Capture,
         name: &str,
         parameters: String,
         sent: &Response,
         answer: &[u8],
         duration_us: u64,
     ) {
-        let plain_apdu: Zeroizing<Vec<u8>> = match &capture.plain {
-            Some(plain) => plain.clone(),
-            None => Zeroizing::new(command.to_bytes()),
+        let Exchange {
+            wire,
+            unwrapped,
+            command: decoded,
+            response,
+        } = std::mem::take(&mut self.current);
+        // The part as the card read it (unwrapped, or as it came), and the protected APDU.
+        let (apdu, protected) = match unwrapped {
+            Some(plain) => (plain, Some(wire)),
+            None => (wire, None),
         };
-        let part_len = command.data.len();
+        let Ok(mut command) = Command::parse(&apdu) else {
+            return;
+        };
         let mut event = DataTraceEvent {
             command: name.into(),
             parameters,
             sw: sent.status.to_string(),
             sw_meaning: sent.status.meaning().into(),
-            secure_messaging: capture.wire.is_some(),
+            secure_messaging: protected.is_some(),
             duration_us,
-            ..blank()
+            ..DataTraceEvent::default()
         };
-        if let Some(wire) = &capture.wire {
-            event.apdu = dissect::spaced(wire);
-            event.protected_fields = protected(&mut self.book, wire);
-            event.response = dissect::spaced(answer);
+        if let Some(wire) = &protected {
+            event.apdu = hex::spaced(wire);
+            event.protected_fields = Command::parse(wire).map_or_else(
+                |_| Vec::new(),
+                |wire| Dissector::new(&mut self.book).secure_messaging(&wire.data),
+            );
+            event.response = hex::spaced(answer);
         }
-        let is_get_response = command.ins == crate::applet::command::Ins::GetResponse.code()
-            && command.cla_without_chaining() == 0;
+        let protected = protected.is_some();
+        // Where the command shows: on the wire, or (protected) as unwrapped.
+        let place = |event: &mut DataTraceEvent, shown: String| {
+            if protected {
+                event.plain = Some(shown);
+            } else {
+                event.apdu = shown;
+            }
+        };
+        let get_response = is_get_response(&command);
 
-        // A non-final part of a chain: held until the chain completes.
-        if capture.command.is_none() && command.is_chained() && sent.status == Status::Success {
-            let offset = self.chain.iter().map(|p| p.event_len()).sum();
-            event.chain = Some(format!("part {}", self.chain.len() + 1));
-            event.response = dissect::spaced(answer);
-            event.command_fields = vec![Field {
-                name: "part of a chained command".into(),
-                len: part_len,
-                ..Field::default()
-            }];
-            self.chain.push(HeldPart {
-                event,
-                apdu: plain_apdu,
-                offset,
-            });
-            return;
-        }
-
-        match capture.command {
-            Some((command_dissection, complete_len, whole)) => {
-                // The whole command: shown part by part if it was chained.
-                let offset = complete_len - part_len;
+        match decoded {
+            // A non-final part of a chain: held until the chain completes.
+            None if command.is_chained() && sent.status == Status::Success => {
+                let offset = self.chain.iter().map(|p| p.len).sum();
+                event.chain = Some(format!("part {}", self.chain.len() + 1));
+                event.response = hex::spaced(answer);
+                self.chain.push(HeldPart {
+                    event,
+                    apdu,
+                    offset,
+                    len: command.data.len(),
+                });
+                command.data.zeroize();
+                return;
+            }
+            // The whole command: shown part by part if it was chained.
+            Some(decoded) => {
+                let hidden = &decoded.dissection.hidden;
                 let parts = std::mem::take(&mut self.chain);
                 let count = parts.len();
                 for mut part in parts {
-                    let len = part.event_len();
-                    let shown = show_apdu(&part.apdu, len, part.offset, &command_dissection.hidden);
-                    if part.event.secure_messaging {
-                        part.event.plain = Some(shown);
-                    } else {
-                        part.event.apdu = shown;
+                    if let Ok(mut part_command) = Command::parse(&part.apdu) {
+                        let shown = show_apdu(&part.apdu, &part_command, part.offset, hidden);
+                        part_command.data.zeroize();
+                        place(&mut part.event, shown);
                     }
-                    part.event.command_fields.clear();
                     self.emit(part.event);
                 }
-                let shown = show_apdu(&plain_apdu, part_len, offset, &command_dissection.hidden);
-                if capture.wire.is_some() {
-                    event.plain = Some(shown);
-                } else {
-                    event.apdu = shown;
-                }
+                let offset = decoded.len - command.data.len();
+                place(&mut event, show_apdu(&apdu, &command, offset, hidden));
                 if count > 0 {
                     event.chain = Some(format!("last of {}", count + 1));
-                    event.plain = Some(whole);
+                    event.plain = Some(decoded.whole);
                 }
-                event.command_fields = command_dissection.fields;
+                event.command_fields = decoded.dissection.fields;
             }
+            // Answered by the layer: GET RESPONSE, or a refusal (its data not decoded).
             None => {
                 self.flush_chain();
-                if !is_get_response {
-                    let shown = withheld(&plain_apdu, part_len, &mut self.book);
-                    if capture.wire.is_some() {
-                        event.plain = Some(shown);
-                    } else {
-                        event.apdu = shown;
-                    }
-                } else if capture.wire.is_none() {
-                    event.apdu = dissect::spaced(&plain_apdu);
+                if get_response {
+                    place(&mut event, hex::spaced(&apdu));
+                } else {
+                    place(&mut event, withheld(&apdu, &command, &mut self.book));
                 }
             }
         }
+        command.data.zeroize();
 
         // The answer: the whole of it decoded; what was sent shown through its secrets.
         let piece = &sent.data;
-        let (hidden, offset) = match (&capture.response, is_get_response) {
-            (Some((dissection, total)), _) => {
-                event.response_fields = dissection.fields.clone();
-                let hidden = dissection.hidden.clone();
-                self.pending = (piece.len() < *total).then(|| PendingAnswer {
+        let (hidden, offset) = match response {
+            Some((dissection, total)) => {
+                event.response_fields = dissection.fields;
+                self.pending = (piece.len() < total).then(|| PendingAnswer {
                     command: name.into(),
-                    hidden: hidden.clone(),
+                    hidden: dissection.hidden.clone(),
                     offset: piece.len(),
-                    total: *total,
+                    total,
                 });
-                (hidden, 0)
+                (dissection.hidden, 0)
             }
-            (None, true) => match self.pending.take() {
+            None if get_response => match self.pending.take() {
                 Some(mut pending) => {
                     event.continues = Some(format!(
                         "the answer of {}, bytes {} to {} of {}",
@@ -371,62 +414,24 @@ impl DataTrace {
                 }
                 None => (Vec::new(), 0),
             },
-            (None, false) => {
+            None => {
                 self.pending = None;
                 (Vec::new(), 0)
             }
         };
         let shown = [
             dissect::show(piece, offset, &hidden),
-            dissect::spaced(&sent.status.sw()),
+            hex::spaced(&sent.status.sw()),
         ]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-        if capture.wire.is_some() {
+        if protected {
             event.plain_response = Some(shown);
         } else {
             event.response = shown;
         }
         self.emit(event);
-    }
-}
-
-impl HeldPart {
-    fn event_len(&self) -> usize {
-        self.event.command_fields.first().map_or(0, |f| f.len)
-    }
-}
-
-/// The secure messaging objects of a protected APDU (ciphertext and MAC only: no secret).
-fn protected(book: &mut SecretBook, wire: &[u8]) -> Vec<Field> {
-    let Ok(command) = Command::parse(wire) else {
-        return Vec::new();
-    };
-    let mut d = Dissector::new(book);
-    d.secure_messaging(&command.data)
-}
-
-fn blank() -> DataTraceEvent {
-    DataTraceEvent {
-        time: 0.0,
-        n: 0,
-        command: String::new(),
-        parameters: String::new(),
-        apdu: String::new(),
-        plain: None,
-        protected_fields: Vec::new(),
-        command_fields: Vec::new(),
-        response: String::new(),
-        plain_response: None,
-        response_fields: Vec::new(),
-        sw: String::new(),
-        sw_meaning: String::new(),
-        secure_messaging: false,
-        chain: None,
-        continues: None,
-        duration_us: 0,
-        fault: None,
     }
 }

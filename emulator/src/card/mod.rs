@@ -24,8 +24,8 @@ pub mod data_trace;
 pub mod trace;
 pub mod work;
 
-use crate::dissect::{Context, Dissector};
-use data_trace::{Capture, DataTrace, DataTracer};
+use crate::dissect::Context;
+use data_trace::{DataTrace, DataTracer};
 use trace::{TraceEvent, Tracer};
 use work::{Pending, Work};
 
@@ -160,50 +160,37 @@ impl Card {
     /// Processes one command APDU and returns the response APDU (data ‖ SW1 SW2).
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         let started = std::time::Instant::now();
+        if let Some(data_trace) = self.data_trace.as_mut() {
+            data_trace.arrived(apdu);
+        }
         let mut command = match Command::parse(apdu) {
             Ok(command) => command,
             Err(status) => {
                 tracing::debug!(len = apdu.len(), sw = %status, "malformed APDU");
                 self.layer.malformed();
                 self.end_channel();
-                let bytes = Response::from(status).to_bytes();
-                if let Some(data_trace) = self.data_trace.as_mut() {
-                    data_trace.refused(apdu, &bytes, status);
-                }
-                return bytes;
+                return self.refuse(status);
             }
         };
-        let mut capture = Capture::default();
         // Secure messaging: a protected command is unwrapped (its answer wrapped below); a
         // plain one ends the channel.
         // (Classes 00-0F and 80-8F only: others stay unsupported, 6E00.)
         let protected = command.cla & 0x0C == 0x0C && command.cla & 0x60 == 0;
         if protected {
             let Some(channel) = self.channel.as_mut() else {
-                let status = Status::SecureMessagingNotSupported;
-                let bytes = Response::from(status).to_bytes();
-                if let Some(data_trace) = self.data_trace.as_mut() {
-                    data_trace.refused(apdu, &bytes, status);
-                }
-                return bytes;
+                return self.refuse(Status::SecureMessagingNotSupported);
             };
             match channel.unwrap_command(&command) {
                 Ok(plain) => {
-                    if self.data_trace.is_some() {
-                        capture.wire = Some(apdu.to_vec());
-                        capture.plain = Some(Zeroizing::new(plain.to_bytes()));
+                    if let Some(data_trace) = self.data_trace.as_mut() {
+                        data_trace.unwrapped(&plain);
                     }
                     command = plain
                 }
                 Err(error) => {
                     tracing::debug!(?error, "secure messaging refused; channel ended");
                     self.end_channel();
-                    let status = Status::from(error);
-                    let bytes = Response::from(status).to_bytes();
-                    if let Some(data_trace) = self.data_trace.as_mut() {
-                        data_trace.refused(apdu, &bytes, status);
-                    }
-                    return bytes;
+                    return self.refuse(Status::from(error));
                 }
             }
         } else {
@@ -212,8 +199,6 @@ impl Card {
         let header = [command.cla, command.ins, command.p1, command.p2];
         let (lc, le) = (command.data.len(), command.le);
         let name = command::name_of(command.ins);
-        // The part as the card read it, for the data trace (wiped below).
-        let mut part = self.data_trace.is_some().then(|| command.clone());
         let mut parameters = String::new();
         let mut effect = None;
         self.last_work = Work::Nothing;
@@ -224,12 +209,7 @@ impl Card {
                     let context = Context {
                         user_pin_len: self.app.state().user_pin.as_ref().map(|p| p.len()),
                     };
-                    let dissection =
-                        Dissector::new(data_trace.book()).command(header, &command.data, &context);
-                    let whole = Zeroizing::new(command.to_bytes());
-                    let shown =
-                        data_trace::show_apdu(&whole, command.data.len(), 0, &dissection.hidden);
-                    capture.command = Some((dissection, command.data.len(), shown));
+                    data_trace.complete(&command, &context);
                 }
                 let outcome = match Request::parse(&command) {
                     Ok(request) => {
@@ -254,9 +234,7 @@ impl Card {
                     // What the card delivers: this answer and what waits for GET RESPONSE.
                     let mut whole = Zeroizing::new(response.data.clone());
                     whole.extend_from_slice(self.layer.pending());
-                    let dissection =
-                        Dissector::new(data_trace.book()).response(header, &command.data, &whole);
-                    capture.response = Some((dissection, whole.len()));
+                    data_trace.answered(&command, &whole);
                 }
                 // Command data may hold a PIN or a DKEK share: wipe it.
                 command.data.zeroize();
@@ -296,23 +274,24 @@ impl Card {
             }
             _ => response.to_bytes(),
         };
-        if let (Some(data_trace), Some(part)) = (self.data_trace.as_mut(), part.as_mut()) {
-            data_trace.exchange(
-                part,
-                capture,
-                name,
-                parameters,
-                &response,
-                &answer,
-                started.elapsed().as_micros() as u64,
-            );
-            part.data.zeroize();
+        if let Some(data_trace) = self.data_trace.as_mut() {
+            let duration = started.elapsed().as_micros() as u64;
+            data_trace.finish(name, parameters, &response, &answer, duration);
         }
         if let Some(Effect::OpenSecureChannel(keys)) = effect {
             self.channel = Some(Channel::new(keys));
             self.app.secure_channel(true);
         }
         answer
+    }
+
+    /// The answer to a command refused before it could be parsed; the data trace says so.
+    fn refuse(&mut self, status: Status) -> Vec<u8> {
+        let bytes = Response::from(status).to_bytes();
+        if let Some(data_trace) = self.data_trace.as_mut() {
+            data_trace.refused(status, &bytes);
+        }
+        bytes
     }
 
     /// Hands `event` to the tracer, if any (an injected fault's event).

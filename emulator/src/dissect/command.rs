@@ -1,7 +1,7 @@
 //! Command data, by instruction: the match on [`Ins`] has no catch-all, so a new row of the
 //! command table needs its decoder here.
 
-use super::structures::{self, Dictionary, Show};
+use super::structures::{self, Show};
 use super::{Dissector, Field, SecretKind, Varies};
 use crate::applet::command::Ins;
 use crate::applet::AID;
@@ -16,17 +16,11 @@ pub struct Context {
 
 pub(super) fn fields(
     d: &mut Dissector<'_>,
-    header: [u8; 4],
+    ins: Ins,
+    [p1, p2]: [u8; 2],
     data: &[u8],
     context: &Context,
 ) -> Vec<Field> {
-    let [_, ins, p1, p2] = header;
-    if data.is_empty() {
-        return Vec::new();
-    }
-    let Some(ins) = Ins::from_code(ins) else {
-        return vec![d.undecoded(data)];
-    };
     match ins {
         Ins::Select if p1 == 0x04 => {
             let meaning = if data == AID {
@@ -244,8 +238,6 @@ fn generate_tags(tag: u32) -> Option<(&'static str, Show, Option<Varies>)> {
         _ => structures::cv_tags(tag),
     }
 }
-
-const _: Dictionary = generate_tags;
 
 /// The key policy tags of GENERATE: use counter, algorithms, key domain.
 fn key_policy_tags(tag: u32) -> Option<(&'static str, Show, Option<Varies>)> {

@@ -20,6 +20,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::applet::command::Ins;
+
 mod command;
 pub mod compare;
 mod names;
@@ -244,15 +246,6 @@ pub fn show(bytes: &[u8], offset: usize, hidden: &[Hidden]) -> String {
     out.join(" ")
 }
 
-/// Uppercase hex, one byte a word.
-pub fn spaced(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// One element of an APDU's hex form: a byte, or bytes taken out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shown {
@@ -308,15 +301,33 @@ impl<'b> Dissector<'b> {
     /// The data of command `header` ‖ `data`.
     pub fn command(&mut self, header: [u8; 4], data: &[u8], context: &Context) -> Dissection {
         self.start(data);
-        let fields = command::fields(self, header, data, context);
+        let fields = match self.instruction(header, data) {
+            Ok((ins, p1p2)) => command::fields(self, ins, p1p2, data, context),
+            Err(fields) => fields,
+        };
         self.finish(fields)
     }
 
     /// The data of the answer `data` to command `header` ‖ `command_data`.
     pub fn response(&mut self, header: [u8; 4], command_data: &[u8], data: &[u8]) -> Dissection {
         self.start(data);
-        let fields = response::fields(self, header, command_data, data);
+        let fields = match self.instruction(header, data) {
+            Ok((ins, p1p2)) => response::fields(self, ins, p1p2, command_data, data),
+            Err(fields) => fields,
+        };
         self.finish(fields)
+    }
+
+    /// The instruction and P1-P2 whose decoder reads `data`; or the fields without one: none
+    /// for no data, `undecoded` for an instruction the card does not have.
+    fn instruction(&self, header: [u8; 4], data: &[u8]) -> Result<(Ins, [u8; 2]), Vec<Field>> {
+        let [_, ins, p1, p2] = header;
+        if data.is_empty() {
+            return Err(Vec::new());
+        }
+        Ins::from_code(ins)
+            .map(|ins| (ins, [p1, p2]))
+            .ok_or_else(|| vec![self.undecoded(data)])
     }
 
     fn start(&mut self, data: &[u8]) {
@@ -337,7 +348,7 @@ impl<'b> Dissector<'b> {
         Field {
             name: name.into(),
             len: value.len(),
-            hex: Some(value.iter().map(|b| format!("{b:02X}")).collect()),
+            hex: Some(crate::hex::encode(value)),
             ..Field::default()
         }
     }

@@ -5,25 +5,15 @@ use crate::crypto::cvc::TaAlgorithm;
 use crate::crypto::ec::Curve;
 use crate::crypto::hash::Hash;
 use crate::crypto::Algorithm;
+use crate::model::objects;
 
 /// The INITIALIZE options bits in words.
 pub(super) fn options(options: u16) -> String {
-    let mut out = Vec::new();
-    for (bit, name) in [
-        (0x0001, "user PIN reset with SO-PIN"),
-        (0x0002, "transport PIN"),
-        (0x0004, "session PIN"),
-        (0x0008, "replace public-key authentication keys"),
-        (0x0010, "combined PIN and public-key authentication"),
-    ] {
-        if options & bit != 0 {
-            out.push(name);
-        }
-    }
-    if out.is_empty() {
+    let names = crate::model::option_names(options);
+    if names.is_empty() {
         "none".into()
     } else {
-        out.join(", ")
+        names.join(", ")
     }
 }
 
@@ -49,24 +39,13 @@ pub(super) fn algorithm_list(ids: &[u8]) -> String {
         .join(", ")
 }
 
-/// What a FID names on this card.
+/// What a FID names on this card: a fixed EF, or an object and its id.
 pub(super) fn fid_name(fid: u16) -> String {
-    let [hi, lo] = fid.to_be_bytes();
-    match (hi, lo) {
-        (0x2F, 0x00) => "EF.DIR".into(),
-        (0x2F, 0x02) => "device certificates (EF.C_DevAut)".into(),
-        (0x2F, 0x03) => "token information".into(),
-        (0x2F, 0x10) => "staging file".into(),
-        (0xCC, id) => format!("key {id}"),
-        (0xCD, id) => format!("private data object {id}"),
-        (0xCE, id) => format!("certificate of key {id}"),
-        (0xC4, id) => format!("private key description {id} (PKCS#15)"),
-        (0xC8, id) => format!("secret key description {id} (PKCS#15)"),
-        (0xC9, id) => format!("public data object {id}"),
-        (0xCA, id) => format!("certificate {id}"),
-        (0xCB, id) => format!("data object description {id} (PKCS#15)"),
-        (0xC1, id) => format!("secret key description {id}"),
-        _ => "file".into(),
+    let kind = objects::kind_of(fid);
+    match fid.to_be_bytes() {
+        [0x2F, _] => kind.to_string(),
+        _ if kind == "file" => kind.to_string(),
+        [_, id] => format!("{kind} {id}"),
     }
 }
 

@@ -7,17 +7,11 @@ use crate::model::objects::EF_DEVICE_CERTIFICATES;
 
 pub(super) fn fields(
     d: &mut Dissector<'_>,
-    header: [u8; 4],
+    ins: Ins,
+    [p1, p2]: [u8; 2],
     command_data: &[u8],
     data: &[u8],
 ) -> Vec<Field> {
-    let [_, ins, p1, p2] = header;
-    if data.is_empty() {
-        return Vec::new();
-    }
-    let Some(ins) = Ins::from_code(ins) else {
-        return vec![d.undecoded(data)];
-    };
     match ins {
         Ins::Select => d.fcp(data),
         Ins::ReadBinaryOdd => {

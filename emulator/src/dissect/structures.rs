@@ -61,11 +61,15 @@ pub(super) fn read_ber(input: &[u8]) -> Option<(Ber<'_>, &[u8])> {
     ))
 }
 
-/// Splits `input` into TLVs; `None` unless all of it is well-formed TLVs.
-pub(super) fn read_all(mut input: &[u8]) -> Option<Vec<Ber<'_>>> {
+/// Splits `input` into TLVs; `None` unless all of it is well-formed TLVs (and padding).
+pub(super) fn read_all(input: &[u8]) -> Option<Vec<Ber<'_>>> {
+    read_padded(input).map(|(tlvs, _)| tlvs)
+}
+
+/// Splits `input` into TLVs and the padding (`00` or `FF` bytes) some hosts leave after them.
+fn read_padded(mut input: &[u8]) -> Option<(Vec<Ber<'_>>, &[u8])> {
     let mut out = Vec::new();
     while !input.is_empty() {
-        // Padding some hosts leave after a TLV list.
         if input.iter().all(|b| *b == 0x00 || *b == 0xFF) && !out.is_empty() {
             break;
         }
@@ -73,7 +77,7 @@ pub(super) fn read_all(mut input: &[u8]) -> Option<Vec<Ber<'_>>> {
         out.push(tlv);
         input = rest;
     }
-    Some(out)
+    Some((out, input))
 }
 
 /// How a tag's value is shown.
@@ -101,7 +105,7 @@ impl Dissector<'_> {
     /// `data` as TLVs named by `dictionary`; unknown tags are decoded as generic BER. Data
     /// that is not TLVs is one `undecoded` field.
     pub(super) fn tlvs(&mut self, data: &[u8], dictionary: Dictionary) -> Vec<Field> {
-        let Some(tlvs) = read_all(data) else {
+        let Some((tlvs, padding)) = read_padded(data) else {
             return vec![self.undecoded(data)];
         };
         let mut fields: Vec<Field> = tlvs
@@ -115,11 +119,8 @@ impl Dissector<'_> {
                 None => self.ber(t),
             })
             .collect();
-        let used: usize = tlvs.last().map_or(0, |t| {
-            t.value.as_ptr() as usize + t.value.len() - data.as_ptr() as usize
-        });
-        if used < data.len() {
-            fields.push(self.bytes("padding", &data[used..]));
+        if !padding.is_empty() {
+            fields.push(self.bytes("padding", padding));
         }
         fields
     }
@@ -331,7 +332,7 @@ fn public_key(d: &mut Dissector<'_>, value: &[u8]) -> Vec<Field> {
                 .iter()
                 .find(|f| f.tag.as_deref() == Some(tag))
                 .and_then(|f| f.hex.as_deref())
-                .and_then(decode_hex)
+                .and_then(crate::hex::decode)
         };
         if let (Some(p), Some(a), Some(b), Some(g), Some(n)) =
             (find("81"), find("82"), find("83"), find("84"), find("85"))
@@ -437,15 +438,4 @@ fn algorithms_field(d: &mut Dissector<'_>, value: &[u8]) -> Vec<Field> {
     vec![d
         .bytes("algorithm identifiers", value)
         .with_meaning(algorithm_list(value))]
-}
-
-/// The bytes of a field's hex (what the dissector wrote).
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
 }

@@ -52,6 +52,30 @@ pub const OPTION_SESSION_PIN: u16 = 0x0004;
 pub const OPTION_PKA_REPLACEABLE: u16 = 0x0008;
 pub const OPTION_PKA_AND_PIN: u16 = 0x0010;
 
+/// The option bits set in `options`, in words.
+pub fn option_names(options: u16) -> Vec<&'static str> {
+    [
+        (
+            OPTION_RESET_RETRY_COUNTER,
+            "user PIN reset with the SO-PIN allowed",
+        ),
+        (OPTION_TRANSPORT_PIN, "transport PIN"),
+        (OPTION_SESSION_PIN, "session PINs"),
+        (
+            OPTION_PKA_REPLACEABLE,
+            "public-key authentication keys replaceable",
+        ),
+        (
+            OPTION_PKA_AND_PIN,
+            "user PIN and public-key authentication both required",
+        ),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| options & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
 /// Most key domain slots INITIALIZE tag 97 can allocate.
 pub const MAX_KEY_DOMAINS: u8 = 16;
 

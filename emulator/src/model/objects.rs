@@ -17,6 +17,37 @@ pub mod prefix {
     pub const PRIVATE_DATA: u8 = 0xCD;
     /// Certificate or CV request of the key with the same id.
     pub const CERTIFICATE: u8 = 0xCE;
+    /// CA certificate.
+    pub const CA_CERTIFICATE: u8 = 0xCA;
+    /// Data object anyone may read.
+    pub const PUBLIC_DATA: u8 = 0xCF;
+    /// PKCS#15 descriptions hosts write: of a private key, of a certificate, of a data object.
+    pub const KEY_DESCRIPTION: u8 = 0xC4;
+    pub const CERTIFICATE_DESCRIPTION: u8 = 0xC8;
+    pub const DATA_DESCRIPTION: u8 = 0xC9;
+}
+
+/// EF.DIR, which hosts look for (the card has none).
+pub const EF_DIR: u16 = 0x2F00;
+
+/// What `fid` names on this card, in words: a fixed EF, or the kind of object its prefix
+/// says (the low byte is then the object's id).
+pub fn kind_of(fid: u16) -> &'static str {
+    match fid.to_be_bytes() {
+        _ if fid == EF_DIR => "EF.DIR",
+        _ if fid == EF_DEVICE_CERTIFICATES => "device certificates",
+        _ if fid == EF_TOKEN_INFO => "token info",
+        _ if fid == EF_STAGING => "staging file",
+        [prefix::KEY, _] => "key",
+        [prefix::PRIVATE_DATA, _] => "private data",
+        [prefix::CERTIFICATE, _] => "certificate",
+        [prefix::CA_CERTIFICATE, _] => "CA certificate",
+        [prefix::PUBLIC_DATA, _] => "public data",
+        [prefix::KEY_DESCRIPTION, _] => "private key description",
+        [prefix::CERTIFICATE_DESCRIPTION, _] => "certificate description",
+        [prefix::DATA_DESCRIPTION, _] => "data object description",
+        _ => "file",
+    }
 }
 
 /// Who may do something with an object; [`crate::applet::session::Session::require`] checks it.

@@ -3,7 +3,6 @@
 //! APDUs a host sends ([`host`]), hex text ([`hex`]) and JSON strings ([`json`]).
 
 pub mod admin;
-pub mod hex;
 pub mod host;
 pub mod json;
 pub mod profile;
@@ -11,3 +10,6 @@ pub mod recording;
 pub mod replay;
 pub mod report;
 pub mod trace;
+
+/// Hex text, where the tools have always had it.
+pub use crate::hex;

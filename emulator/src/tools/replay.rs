@@ -61,7 +61,7 @@ impl Secrets {
         let value = match value.strip_prefix("ascii:") {
             Some(text) => text.as_bytes().to_vec(),
             None => super::hex::decode(value)
-                .ok_or_else(|| format!("{name}: {value:?} is not hex (or ascii:TEXT)"))?,
+                .ok_or_else(|| format!("{name}: the value is not hex (or ascii:TEXT)"))?,
         };
         self.values.insert((kind, n), Zeroizing::new(value));
         Ok(())
@@ -257,11 +257,12 @@ fn compare(
 ) -> Outcome {
     let (data, sw) = answer.split_at(answer.len().saturating_sub(2));
     let sw = super::hex::encode(sw);
-    let header: [u8; 4] = apdu
-        .get(..4)
-        .and_then(|h| h.try_into().ok())
-        .unwrap_or([0; 4]);
-    let command_data = Command::parse(apdu).map(|c| c.data).unwrap_or_default();
+    let Ok(command) = Command::parse(apdu) else {
+        return Outcome::Skipped("its APDU is not one".into());
+    };
+    let header = [command.cla, command.ins, command.p1, command.p2];
+    // The command may hold a PIN given back with --secret.
+    let command_data = Zeroizing::new(command.data);
     let mut dissector = Dissector::new(book);
     let (recorded_fields, recorded_sw) = match recorded {
         Recorded::Decoded { fields, sw } => (fields.clone(), sw.clone()),
@@ -276,17 +277,19 @@ fn compare(
             )
         }
     };
-    let fresh = dissector.response(header, &command_data, data).fields;
-    let mut differences = Vec::new();
     // A piece of an answer (61xx, GET RESPONSE): a data trace decoded the whole answer, so
     // the piece is held to its status word only.
-    let piece = header[1] == 0xC0 || recorded_sw.starts_with("61");
-    if recorded_sw != sw {
-        differences.push(format!("status word: recorded {recorded_sw}, now {sw}"));
-    } else if piece && matches!(recorded, Recorded::Decoded { .. }) {
+    let piece = matches!(recorded, Recorded::Decoded { .. })
+        && (header[1] == crate::applet::command::Ins::GetResponse.code()
+            || recorded_sw.starts_with("61"));
+    let differences = if recorded_sw != sw {
+        vec![format!("status word: recorded {recorded_sw}, now {sw}")]
+    } else if piece {
+        Vec::new()
     } else {
-        differences.extend(dissect::compare::fields(&recorded_fields, &fresh, exact));
-    }
+        let fresh = dissector.response(header, &command_data, data).fields;
+        dissect::compare::fields(&recorded_fields, &fresh, exact)
+    };
     if differences.is_empty() {
         Outcome::Matched
     } else {

@@ -12,7 +12,7 @@ use crate::model::dkek::{kcv, Dkek};
 use crate::model::key::{KeyMaterial, KeyPolicy, DEVICE_KEY_ID};
 use crate::model::objects;
 use crate::model::pin::PinRecord;
-use crate::model::{CardState, FileEntry, OPTION_RESET_RETRY_COUNTER, OPTION_TRANSPORT_PIN};
+use crate::model::{option_names, CardState, FileEntry};
 
 /// One object on the card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,24 +155,25 @@ impl Report {
         by_creation.sort_by_key(|(_, f)| f.seq);
         for (fid, file) in by_creation {
             let [prefix, id] = fid.to_be_bytes();
-            let (kind, label) = match prefix {
-                0xCE if file.data.first() == Some(&0x67) => ("CV request", label_of(0xC4, id)),
-                0xCE => ("certificate", label_of(0xC4, id)),
-                0xCA => ("CA certificate", label_of(0xC8, id)),
-                0xCD => ("private data", label_of(0xC9, id)),
-                0xCF => ("public data", label_of(0xC9, id)),
-                0xC4 | 0xC8 | 0xC9 => continue, // descriptors: shown through their objects
-                _ if *fid == objects::EF_DEVICE_CERTIFICATES => ("device certificates", None),
-                _ if *fid == objects::EF_TOKEN_INFO => (
-                    "token info",
-                    first_label(&file.data).or_else(|| {
-                        // TokenInfo keeps the label as [0] (80), not as a UTF8String.
-                        tlv::read(&file.data)
-                            .and_then(|(t, _)| tlv::find(t.value, 0x80))
-                            .and_then(|v| String::from_utf8(v.to_vec()).ok())
-                    }),
-                ),
-                _ => ("file", None),
+            let kind = objects::kind_of(*fid);
+            let label = match prefix {
+                objects::prefix::KEY_DESCRIPTION
+                | objects::prefix::CERTIFICATE_DESCRIPTION
+                | objects::prefix::DATA_DESCRIPTION => continue, // shown through their objects
+                objects::prefix::CERTIFICATE => label_of(0xC4, id),
+                objects::prefix::CA_CERTIFICATE => label_of(0xC8, id),
+                objects::prefix::PRIVATE_DATA | objects::prefix::PUBLIC_DATA => label_of(0xC9, id),
+                _ if *fid == objects::EF_TOKEN_INFO => first_label(&file.data).or_else(|| {
+                    // TokenInfo keeps the label as [0] (80), not as a UTF8String.
+                    tlv::read(&file.data)
+                        .and_then(|(t, _)| tlv::find(t.value, 0x80))
+                        .and_then(|v| String::from_utf8(v.to_vec()).ok())
+                }),
+                _ => None,
+            };
+            let kind = match kind {
+                "certificate" if file.data.first() == Some(&0x67) => "CV request",
+                _ => kind,
             };
             objects.push(Object {
                 kind,
@@ -266,12 +267,7 @@ impl fmt::Display for Report {
         )?;
         if self.initialized {
             let mut said = vec![format!("{:04X}", self.options)];
-            if self.options & OPTION_RESET_RETRY_COUNTER != 0 {
-                said.push("user PIN reset with the SO-PIN allowed".into());
-            }
-            if self.options & OPTION_TRANSPORT_PIN != 0 {
-                said.push("transport PIN".into());
-            }
+            said.extend(option_names(self.options).into_iter().map(String::from));
             writeln!(f, "Options       : {}", said.join(", "))?;
         }
         let transport = if self.transport_pin {

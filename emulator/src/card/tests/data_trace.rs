@@ -86,8 +86,20 @@ fn a_session_is_decoded_field_by_field_without_its_secrets() {
         "9000"
     );
     assert_eq!(sw(&mut c, &format!("002C008110{SO_PIN}{new_pin}")), "9000");
+    // A PIN split across the two parts of a chain: hidden in each, whole in the last.
+    assert_eq!(sw(&mut c, "1020008104 3132 3334"), "9000");
+    assert_eq!(sw(&mut c, "0020008104 3536 3738"), "9000");
     let events = events.lock().unwrap();
     let text = all_text(&events);
+    let (first, last) = (&events[events.len() - 2], &events[events.len() - 1]);
+    assert_eq!(first.apdu, "10 20 00 81 04 [user-pin#2:4]");
+    assert_eq!(first.chain.as_deref(), Some("part 1"));
+    assert_eq!(last.apdu, "00 20 00 81 04 [user-pin#2:4]");
+    assert_eq!(last.chain.as_deref(), Some("last of 2"));
+    assert_eq!(
+        last.plain.as_deref(),
+        Some("00 20 00 81 00 00 08 [user-pin#2:8]")
+    );
     for secret in [USER_PIN, SO_PIN, &share, new_pin] {
         assert!(
             !text.replace(' ', "").contains(secret),

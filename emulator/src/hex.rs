@@ -1,4 +1,4 @@
-//! Hex text for tools, tests and fixtures (never for secrets in logs).
+//! Hex text for traces, tools, tests and fixtures (never for secrets in logs).
 
 /// Uppercase hex without separators.
 pub fn encode(bytes: &[u8]) -> String {
