@@ -21,6 +21,9 @@ struct CardProcess {
 pub struct Sandbox {
     pcscd: PrivatePcscd,
     cards: Vec<CardProcess>,
+    /// Processes started so far: numbers their logs and data traces (a restarted card's
+    /// files do not overwrite its predecessor's).
+    spawned: usize,
 }
 
 impl Sandbox {
@@ -44,6 +47,7 @@ impl Sandbox {
         Sandbox {
             pcscd,
             cards: Vec::new(),
+            spawned: 0,
         }
     }
 
@@ -190,7 +194,8 @@ impl Sandbox {
     fn spawn(&mut self, slot: u8, name: &str, program: &Path, args: &[&str]) {
         let log = self
             .scratch()
-            .join(format!("{name}{slot}-{}.log", self.cards.len()));
+            .join(format!("{name}{slot}-{}.log", self.spawned));
+        self.spawned += 1;
         let log_file = std::fs::File::create(&log).unwrap();
         let child = self
             .pcscd
@@ -224,7 +229,7 @@ impl Sandbox {
         }
         let file = self
             .scratch()
-            .join(format!("data-trace-{slot}-{}.json", self.cards.len()));
+            .join(format!("data-trace-{slot}-{}.json", self.spawned));
         vec!["--trace-data-json".into(), file.to_string_lossy().into()]
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use emulator::crypto::rng::SeededRng;
 
-use conformance_tests::{wait_until, Sandbox};
+use conformance_tests::{wait_until, wait_until_or, Sandbox};
 
 fn kills() -> usize {
     std::env::var("SC_HSM_CRASH_KILLS")
@@ -56,10 +56,14 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         let checks_before = read_log().matches("CHECKED").count();
         sandbox.restart_killed_card(0);
         std::fs::write(&generation, (kill + 1).to_string()).unwrap();
-        wait_until("the client to check the card after the restart", || {
-            let log = read_log();
-            log.contains("VIOLATION") || log.matches("CHECKED").count() > checks_before
-        });
+        wait_until_or(
+            "the client to check the card after the restart",
+            || {
+                let log = read_log();
+                log.contains("VIOLATION") || log.matches("CHECKED").count() > checks_before
+            },
+            || format!("client:\n{}\ncard:\n{}", read_log(), sandbox.card_log(0)),
+        );
         assert!(!read_log().contains("VIOLATION"), "{}", read_log());
     }
     std::fs::write(&stop, b"").unwrap();

@@ -213,10 +213,12 @@ impl Client {
             return false;
         };
         let dkek_ready = dkek.get(1) == Some(&0);
-        let Some((domain1, 0x9000)) = self.link.transmit(&[0x80, 0x52, 0x00, 0x01, 0x00]) else {
-            return false;
+        // A slot that holds no domain answers 6A88.
+        let domain1 = match self.link.transmit(&[0x80, 0x52, 0x00, 0x01, 0x00]) {
+            Some((status, 0x9000)) => !status.is_empty(),
+            Some((_, 0x6A88)) => false,
+            _ => return false,
         };
-        let domain1 = !domain1.is_empty();
         let matches = |m: &Model| {
             m.files
                 .iter()
