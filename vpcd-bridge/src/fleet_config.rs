@@ -373,6 +373,17 @@ profile = "demo"
     }
 
     #[test]
+    fn traces_per_card_are_named_beside_the_file() {
+        let text = "[[card]]\nname = \"a\"\ndb = \"a.redb\"\nvpcd = \"127.0.0.1:35963\"\ntrace_data = \"a.trace\"\ntrace_data_json = \"/var/log/${CARD}.json\"\n";
+        let env = |name: &str| (name == "CARD").then(|| "a".to_string());
+        let c = FleetConfig::parse_with(text, Path::new("/etc/fleet"), &env).unwrap();
+        let traces = &c.cards[0].traces;
+        assert_eq!(traces.data_text.as_deref(), Some(Path::new("/etc/fleet/a.trace")));
+        assert_eq!(traces.data_json.as_deref(), Some(Path::new("/var/log/a.json")));
+        assert_eq!((&traces.text, &traces.json), (&None, &None));
+    }
+
+    #[test]
     fn environment_variables_are_expanded() {
         let env = |name: &str| (name == "POD_NAME").then(|| "card-3".to_string());
         let text = "[[card]]\nname = \"${POD_NAME}\"\ndb = \"/data/${POD_NAME}.redb\"\nvpcd = \"runner-${POD_NAME}:35963\"\n";
