@@ -378,8 +378,14 @@ profile = "demo"
         let env = |name: &str| (name == "CARD").then(|| "a".to_string());
         let c = FleetConfig::parse_with(text, Path::new("/etc/fleet"), &env).unwrap();
         let traces = &c.cards[0].traces;
-        assert_eq!(traces.data_text.as_deref(), Some(Path::new("/etc/fleet/a.trace")));
-        assert_eq!(traces.data_json.as_deref(), Some(Path::new("/var/log/a.json")));
+        assert_eq!(
+            traces.data_text.as_deref(),
+            Some(Path::new("/etc/fleet/a.trace"))
+        );
+        assert_eq!(
+            traces.data_json.as_deref(),
+            Some(Path::new("/var/log/a.json"))
+        );
         assert_eq!((&traces.text, &traces.json), (&None, &None));
     }
 
