@@ -17,14 +17,32 @@ pub fn image_exists() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The CI job's image `scripts/build-image --ci` builds: Debian 12 with pcscd, vpcd, OpenSC
+/// and the binary, run as root.
+pub const CI_IMAGE: &str = "sc-hsm-emulator-ci:latest";
+
 /// Builds the image unless it exists (`scripts/build-image` is what `scripts/test` runs first;
 /// this only covers a test run on its own).
 pub fn ensure_image() {
-    if image_exists() {
+    build_unless_present(IMAGE, &[]);
+}
+
+/// Builds [`CI_IMAGE`] unless it exists (as `scripts/test` does first).
+pub fn ensure_ci_image() {
+    build_unless_present(CI_IMAGE, &["--ci"]);
+}
+
+fn build_unless_present(image: &str, args: &[&str]) {
+    let exists = Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image");
     let out = Command::new(script)
+        .args(args)
         .output()
         .expect("run scripts/build-image");
     assert!(out.status.success(), "scripts/build-image: {}", text(&out));
@@ -37,7 +55,7 @@ pub fn ensure_image() {
 /// limits), the runtime fails with "setrlimit: Operation not permitted". The container gets
 /// this process's own open-file limit and 4,096 processes. runc is preferred where installed:
 /// crun refuses hosts with hybrid cgroups ("cgroups in hybrid mode not supported").
-fn host_limits() -> Vec<String> {
+pub fn host_limits() -> Vec<String> {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let open_files = limits
         .lines()

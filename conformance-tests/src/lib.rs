@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub use container::{ensure_image, image_exists, Container, IMAGE};
+pub use container::{
+    ensure_ci_image, ensure_image, host_limits, image_exists, Container, CI_IMAGE, IMAGE,
+};
 pub use network::{host_address, Network};
 pub use opensc::{opensc, OpenSc};
 pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
@@ -50,7 +52,7 @@ pub fn emulator_binary() -> &'static Path {
                 "build",
                 "--quiet",
                 "-p",
-                "vpcd-bridge",
+                "sc-hsm-emulator",
                 "--bin",
                 "sc-hsm-emulator",
             ])

@@ -44,8 +44,11 @@ fn the_first_command_of_the_readme_brings_up_a_card() {
     // A private pcscd elsewhere on the machine: run-card must not take it for the system one.
     let _elsewhere = conformance_tests::Sandbox::pcscd_only();
     let dir = tempfile::tempdir().unwrap();
+    // pkcs11-tool twice: every client call used to put pcscd's IFDControl line on the
+    // terminal. `ss` lists the TCP ports open in the namespace the user's programs are in.
     let out = in_private_namespaces(&format!(
-        "{}pkcs11-tool -L; kill -TERM $card; wait $card || true",
+        "{}pkcs11-tool -L; pkcs11-tool -L >/dev/null; echo open: $(ss -tlnH | wc -l); \
+         kill -TERM $card; wait $card || true",
         start_run_card(
             &dir.path().join("card.redb"),
             &dir.path().join("run-card.log")
@@ -66,6 +69,16 @@ fn the_first_command_of_the_readme_brings_up_a_card() {
         log.contains("run-card: stopped the pcscd it had started"),
         "run-card did not stop its pcscd:\n{log}"
     );
+    // pcscd's routine lines stay in its log; vpcd's ports are in the card's namespace only.
+    assert!(!log.contains("IFDControl"), "{log}");
+    assert!(
+        log.contains(
+            "run-card: vpcd listens on TCP 35963-35964 in a private network namespace that only \
+             the card shares"
+        ),
+        "{log}"
+    );
+    assert!(listing.contains("open: 0\n"), "{listing}");
 }
 
 /// With a pcscd already listening where clients look, run-card uses it (and starts none); when

@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod frame;
+pub mod host;
 pub mod link;
 pub mod private_pcscd;
 pub mod slot;

@@ -12,6 +12,7 @@ mod control;
 mod fleet;
 mod fleet_config;
 mod http;
+mod manual;
 mod offline;
 mod run;
 mod sandbox;
@@ -80,6 +81,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Pki(PkiCommand::Show { which }) => done(offline::pki_show(&pki_path(which)?)),
         Command::Control(args) => control::client::run(args),
         Command::Trace(command) => trace::run(command),
+        Command::Completions { shell } => done(manual::completions(shell)),
+        Command::Man { out_dir } => done(manual::man(out_dir.as_deref())),
         Command::ReaderConfig { cards, dir } => {
             let conf = vpcd_bridge::private_pcscd::write_reader_config(&dir, cards)?;
             println!("{}", conf.display());

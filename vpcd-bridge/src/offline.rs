@@ -43,6 +43,16 @@ pub fn init(args: InitArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    let erased = what_init_erases(&path)?;
+    if !erased.is_empty() && !args.force {
+        return Err(format!(
+            "{} holds {} keys and objects; initialising erases them:\n{}\nGive --force to \
+             initialise it all the same.",
+            path.display(),
+            erased.len(),
+            erased.join("\n")
+        ));
+    }
     let mut card = open_card(&path, true, seed, &pki)?;
     if profile == Some(NewCard::Demo) {
         NewCard::Demo.make(&mut card)?;
@@ -55,7 +65,40 @@ pub fn init(args: InitArgs) -> Result<(), String> {
         card.serial(),
         path.display()
     );
+    if !erased.is_empty() {
+        println!(
+            "Erased {} keys and objects:\n{}",
+            erased.len(),
+            erased.join("\n")
+        );
+    }
     Ok(())
+}
+
+/// What initialising the card in `path` erases, a line each: every key and object but the
+/// device key and its certificates (nothing for a file that holds no card yet).
+fn what_init_erases(path: &Path) -> Result<Vec<String>, String> {
+    if crate::cards::holds_no_card_yet(path) {
+        return Ok(Vec::new());
+    }
+    let state = RedbStore::read(path).map_err(|e| e.to_string())?;
+    let report = emulator::tools::report::Report::of_state(&state, usize::MAX);
+    let device_key = emulator::model::objects::key_fid(emulator::model::key::DEVICE_KEY_ID);
+    Ok(report
+        .objects
+        .iter()
+        .filter(|o| {
+            o.fid != device_key && o.fid != emulator::model::objects::EF_DEVICE_CERTIFICATES
+        })
+        .map(|o| {
+            let label = o
+                .label
+                .as_deref()
+                .map(|l| format!(" [{l}]"))
+                .unwrap_or_default();
+            format!("  {:04X}  {} {}{label}", o.fid, o.kind, o.detail)
+        })
+        .collect())
 }
 
 /// `status`: serial, version, PINs, DKEK and every object.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::cards::{db_path, NewCard, PkiChoice};
+use crate::cards::{db_path, PkiChoice};
 use crate::cli::RunArgs;
 use crate::fleet::{until_stopped, Fleet};
 use crate::fleet_config::FleetConfig;
@@ -44,11 +44,12 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 ));
             }
         };
-        if !opened.new && args.making.profile == Some(NewCard::Demo) {
+        if let (false, Some(profile)) = (opened.new, args.making.profile) {
             eprintln!(
-                "sc-hsm-emulator: {} already holds the card {}: --profile demo makes only new cards, this one is served as it is",
+                "sc-hsm-emulator: {} already holds the card {}: --profile {} makes only new cards, this one is served as it is",
                 db.display(),
-                opened.serial
+                opened.serial,
+                profile.name()
             );
         }
     }

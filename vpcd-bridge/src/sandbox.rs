@@ -8,13 +8,13 @@
 //! kernel and its directory is removed by the next sandbox.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use vpcd_bridge::private_pcscd::{poll, PrivatePcscd};
 
-use crate::cards::NewCard;
+use crate::cards::{holds_no_card_yet, NewCard};
 use crate::cli::{Making, SandboxArgs};
 
 /// How long to wait for the card(s) to be present in pcscd.
@@ -92,13 +92,19 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
         .command
         .first()
         .ok_or("give the command to run after --")?;
-    let mut pcscd = PrivatePcscd::prepare("sc-hsm-sandbox-", args.cards.max(2))?;
+    let mut pcscd = PrivatePcscd::prepare_or_direct("sc-hsm-sandbox-", args.cards.max(2))?;
+    if let (Some(why), true) = (pcscd.direct(), verbose > 0) {
+        eprintln!("sc-hsm-emulator: {why}");
+    }
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let db = args
         .db
         .as_deref()
         .map(absolute)
         .unwrap_or_else(|| pcscd.dir().join("card.redb"));
+    if args.db.is_some() {
+        given_databases(&args, &db)?;
+    }
     let ready = pcscd.dir().join("cards-ready");
     step("namespaces ready");
     // The card first, trying to connect: it is there when pcscd first looks.
@@ -186,6 +192,30 @@ async fn sandbox(args: SandboxArgs, verbose: u8) -> Result<ExitCode, String> {
     status.map(ExitCode::from)
 }
 
+/// The databases of `--db` (card i's numbered): each must exist unless `--create` is given
+/// (a mistyped path would otherwise make a new card, and the program under test fail far from
+/// the cause); a `--profile` that an existing card makes moot is said.
+fn given_databases(args: &SandboxArgs, db: &Path) -> Result<(), String> {
+    for i in 0..args.cards {
+        let path = crate::cards::numbered(db, i);
+        if !path.exists() && !args.create {
+            return Err(format!(
+                "no card database at {} (give --create to make a new card there)",
+                path.display()
+            ));
+        }
+        if let (Some(profile), false) = (args.making.profile, holds_no_card_yet(&path)) {
+            eprintln!(
+                "sc-hsm-emulator: {} already holds a card: --profile {} makes only new cards, \
+                 this one is used as it is",
+                path.display(),
+                profile.name()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The exit code after signal `n`: 128 + n.
 fn stopped_by(signal: i32) -> ExitCode {
     ExitCode::from(128 + signal as u8)
@@ -226,7 +256,7 @@ async fn run_command(
         signal = stops.next() => signal,
     };
     if let Some(pid) = child.id() {
-        send_signal(pid, signal);
+        vpcd_bridge::host::signal(pid, signal);
         if tokio::time::timeout(STOP_TIMEOUT, child.wait())
             .await
             .is_err()
@@ -242,14 +272,6 @@ fn exit_code(status: &std::process::ExitStatus) -> u8 {
         Some(code) => code as u8,
         None => 128 + std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0) as u8,
     }
-}
-
-/// Sends signal number `signal` to process `pid`.
-fn send_signal(pid: u32, signal: i32) {
-    let _ = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Card 0's control socket in the sandbox's directory (card i's is numbered).
@@ -288,6 +310,7 @@ fn start_cards(
         (Some(profile), _, _) => Some(*profile),
         (None, true, _) => Some(NewCard::Blank),
         (None, false, None) => Some(NewCard::Initialized),
+        (None, false, Some(_)) if args.create => Some(NewCard::Initialized),
         (None, false, Some(_)) => None,
     };
     if let Some(new_card) = new_card {
@@ -332,7 +355,7 @@ impl Stoppable {
         if let Ok(Some(_)) = self.0.try_wait() {
             return;
         }
-        send_signal(self.0.id(), 15);
+        vpcd_bridge::host::signal(self.0.id(), 15);
         if !poll(STOP_TIMEOUT, Duration::from_millis(1), || {
             matches!(self.0.try_wait(), Ok(Some(_)))
         }) {

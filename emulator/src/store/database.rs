@@ -40,11 +40,53 @@ fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result
     })
 }
 
+/// The first bytes of every redb file.
+const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
+
+/// Refuses a path that is plainly no card database (a directory, a file that is not a redb
+/// file) before redb gets it: such a file is not damaged, it is something else.
+fn is_a_card_database(path: &Path) -> Result<(), StoreError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Err(StoreError::Refused(format!(
+            "{} is a directory, not a card database",
+            path.display()
+        )));
+    }
+    let mut head = [0u8; 9];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    });
+    match read {
+        Ok(0) => Ok(()),
+        Ok(n) if head[..n] == REDB_MAGIC[..n] => Ok(()),
+        Ok(_) => Err(StoreError::Refused(format!(
+            "{} is not a card database (not a redb file)",
+            path.display()
+        ))),
+        Err(e) => Err(StoreError::Io(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 impl RedbStore {
     /// Opens the card database at `path` for reading and writing, creating it (mode 0600,
     /// parent directories 0700) if it does not exist; a file of stored format 1 is converted.
     /// Fails with [`StoreError::Locked`] if another process has it open.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        is_a_card_database(path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -77,6 +119,7 @@ impl RedbStore {
     }
 
     fn read_records(path: &Path) -> Result<Records, StoreError> {
+        is_a_card_database(path)?;
         let meta = std::fs::metadata(path)
             .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
         if meta.len() == 0 {

@@ -269,3 +269,30 @@ fn an_unknown_record_name_is_refused() {
     });
     assert_eq!(refusal(&path), "an unknown record \"pin.usfr\" is stored");
 }
+
+/// A text file or a directory given as a database is no card database, not a damaged one; an
+/// empty file is where a new card is made.
+#[test]
+fn a_text_file_or_a_directory_is_not_a_card_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello\n").unwrap();
+    for path in [text.as_path(), dir.path()] {
+        for result in [
+            RedbStore::open(path).map(|_| ()),
+            RedbStore::read(path).map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Refused(why)) => assert!(
+                    why.contains("not a card database") && why.contains(&*path.to_string_lossy()),
+                    "{why}"
+                ),
+                other => panic!("{}: {:?}", path.display(), other.err()),
+            }
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&text).unwrap(), "hello\n");
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, "").unwrap();
+    assert!(RedbStore::open(&empty).is_ok());
+}

@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand};
 use emulator::Limits;
 use vpcd_bridge::Endpoint;
 
-use crate::cards::NewCard;
 use crate::control::client::ControlArgs;
+
+mod groups;
+pub use groups::{Driving, Making, Traces};
 
 /// An emulated CardContact SmartCard-HSM for pcscd's vpcd virtual reader.
 ///
@@ -24,78 +26,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How a new card is made: shared by `init`, `run` and `sandbox`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Making {
-    /// The emulator PKI new cards are certified under (made there if the file does not exist;
-    /// mode 0600, it holds the CA keys). Cards of one PKI can verify each other (public-key
-    /// authentication, XKEK key domains); give a fleet the same file. Existing cards keep
-    /// their chain. [default: emulator-pki.bin beside the card database; with --seed: derived
-    /// from the seed]
-    #[arg(long, value_name = "FILE")]
-    pub pki: Option<PathBuf>,
-
-    /// Deterministic, INSECURE card for reproducible tests: the same seed and the same
-    /// commands give the same serial and keys. A card made with a seed needs it every time.
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// What a new card is made as: `blank` (as from the factory), `initialized` (the OpenSC
-    /// wiki's PINs: user PIN 648219, SO-PIN 3537363231383830) or `demo` (the card of the OpenSC
-    /// wiki's `pkcs15-tool -D` listing: those PINs and seven "Joe Doe" keys with
-    /// certificates). An existing card is served as it is. [default: run: blank; sandbox and
-    /// init: initialized]
-    #[arg(long, value_enum, value_name = "NAME")]
-    pub profile: Option<NewCard>,
-}
-
-/// How a test drives the running card: shared by `run` and `sandbox`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Driving {
-    /// A fault rule in force from the start (repeatable), in its text form:
-    /// on=COMMAND[,nth=N|every=N|after=N|probability=P,seed=S][,times=N|forever],ACTION with
-    /// ACTION one of status=XXXX, delay=MS, remove, remove-after, tear, mute, corrupt.
-    /// Example: --fault 'on=SIGN,status=6F00'. See `control fault add --help`.
-    #[arg(long, value_name = "RULE")]
-    pub fault: Vec<String>,
-
-    /// `physical`: each command takes about as long as on the physical card (key generation,
-    /// signatures, PIN checks, file writes; the README's table); `none`: as fast as possible.
-    #[arg(long, value_name = "PROFILE", default_value = "none", value_parser = parse_timing)]
-    pub timing: emulator::Timing,
-}
-
-fn parse_timing(text: &str) -> Result<emulator::Timing, String> {
-    text.parse()
-}
-
-/// APDU traces: shared by `run` and `sandbox`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Traces {
-    /// Write a trace of every APDU to FILE: time, command, what P1/P2 mean, lengths,
-    /// status word and its meaning, duration. Never PINs, keys or other data.
-    /// With several cards, card i writes FILE with "-i" before the extension.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-
-    /// As --trace, as JSON lines (one object per APDU).
-    #[arg(long, value_name = "FILE")]
-    pub trace_json: Option<PathBuf>,
-
-    /// Write every command and answer in full to FILE, each data field decoded (TLV trees,
-    /// CV certificates and requests, FCI/FCP, key and domain status, wrapped-key headers,
-    /// secure messaging both protected and plain). PINs, session PINs, DKEK shares,
-    /// deciphered data, key material and wrapped keys' bodies are taken out by field and
-    /// marked with their length. Read it with `trace show`.
-    #[arg(long, value_name = "FILE")]
-    pub trace_data: Option<PathBuf>,
-
-    /// As --trace-data, as JSON lines (one object per APDU): what `trace show` and
-    /// `trace replay` read.
-    #[arg(long, value_name = "FILE")]
-    pub trace_data_json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -144,7 +74,12 @@ pub enum Command {
     /// Without --db the card is new, initialised with the OpenSC wiki's PINs (user PIN 648219,
     /// SO-PIN 3537363231383830; --blank for a card as from the factory), and thrown away
     /// afterwards. Runs as root, or as a normal user where user namespaces are enabled. Needs
-    /// pcscd, vsmartcard-vpcd, util-linux and iproute2.
+    /// pcscd, vsmartcard-vpcd, util-linux and iproute2 (found also outside PATH, in /usr/sbin
+    /// and pcsc-lite's driver directories).
+    ///
+    /// Where no namespace can be made (a container without --privileged or CAP_SYS_ADMIN) and
+    /// no pcscd runs, pcscd and the card run directly in the container, pcscd on the standard
+    /// socket (-v says so); one sandbox at a time there.
     #[command(after_help = "Examples:
   sc-hsm-emulator sandbox -- pkcs11-tool -L
   sc-hsm-emulator sandbox --profile demo -- pkcs15-tool -D
@@ -154,8 +89,9 @@ pub enum Command {
     /// Initialise a card offline, as `sc-hsm-tool --initialize` would through a reader.
     ///
     /// Creates the card if the database does not exist. Re-initialising an initialised card
-    /// needs its SO-PIN (a wrong one costs an SO-PIN try) and erases every key and object.
-    /// The card must not be running.
+    /// needs its SO-PIN (a wrong one costs an SO-PIN try) and erases every key and object: a
+    /// card that holds keys or objects is initialised only with --force, and what was erased
+    /// is said. The card must not be running.
     Init(InitArgs),
 
     /// Write a portable snapshot of a card (versioned, checksummed) to FILE.
@@ -249,6 +185,36 @@ pub enum Command {
     /// Read a data trace (`trace show`), or replay a recording against a card (`trace replay`).
     #[command(subcommand)]
     Trace(crate::trace::TraceCommand),
+
+    /// Print a completion script for SHELL (bash, zsh or fish) to standard output.
+    ///
+    /// The Debian package installs them; by hand, put the output where the shell looks:
+    /// bash: ~/.local/share/bash-completion/completions/sc-hsm-emulator; zsh: a file
+    /// `_sc-hsm-emulator` in a directory of $fpath; fish:
+    /// ~/.config/fish/completions/sc-hsm-emulator.fish.
+    #[command(after_help = "Examples:
+  sc-hsm-emulator completions bash > ~/.local/share/bash-completion/completions/sc-hsm-emulator
+  source <(sc-hsm-emulator completions bash)")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::manual::Shell,
+    },
+
+    /// Write the manual pages, made from this program's own help: one for the program
+    /// (sc-hsm-emulator.1) and one for each command (sc-hsm-emulator-sandbox.1,
+    /// sc-hsm-emulator-pki-export.1, ...).
+    ///
+    /// With --out-dir every page is written into DIR and each file's path printed; without it,
+    /// only the program's page is printed to standard output (`man -l -` shows it).
+    #[command(after_help = "Examples:
+  sc-hsm-emulator man --out-dir ~/.local/share/man/man1
+  sc-hsm-emulator man | man -l -")]
+    Man {
+        /// The directory to write every page into (made if missing; pages there are replaced).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// What `pki` does.
@@ -353,10 +319,16 @@ pub struct RunArgs {
 /// The options of `sandbox`.
 #[derive(clap::Args, Debug)]
 pub struct SandboxArgs {
-    /// Card database to use as it is (for example one made with `init`). [default: a new card,
-    /// initialised with user PIN 648219 and SO-PIN 3537363231383830]
+    /// Card database to use as it is (for example one made with `init`); it must exist
+    /// unless --create is given. [default: a new card, initialised with user PIN 648219 and
+    /// SO-PIN 3537363231383830, thrown away afterwards]
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+
+    /// Make a new card in --db if that file does not exist yet (as --profile says, else
+    /// initialised with the wiki's PINs), and keep it there.
+    #[arg(long, requires = "db")]
+    pub create: bool,
 
     /// Make the new card blank, as from the factory: not initialised, no PIN.
     #[arg(long, conflicts_with_all = ["db", "profile"])]
@@ -371,7 +343,8 @@ pub struct SandboxArgs {
     #[command(flatten)]
     pub driving: Driving,
 
-    /// Number of cards, in readers "Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 01 00"...
+    /// Number of cards, in readers "Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 1 00 00",
+    /// "Virtual PCD 1 00 01", "Virtual PCD 2 00 00"...
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub cards: u16,
 
@@ -449,6 +422,11 @@ pub struct InitArgs {
     /// The user PIN and the public keys are both required (option 0010; without it, either).
     #[arg(long, requires = "public_key_auth")]
     pub pka_and_pin: bool,
+
+    /// Initialise a card that holds keys or objects, erasing them (as sc-hsm-tool
+    /// --initialize does to a physical card).
+    #[arg(long)]
+    pub force: bool,
 
     #[command(flatten)]
     pub making: Making,
