@@ -150,10 +150,15 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "--force", "--ignore", "--time", "0", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        remove_container(&self.name);
     }
+}
+
+/// Removes the container `name` at once, whatever state it is in (for `Drop`s).
+pub fn remove_container(name: &str) {
+    let _ = Command::new("podman")
+        .args(["rm", "--force", "--ignore", "--time", "0", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

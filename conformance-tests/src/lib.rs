@@ -17,7 +17,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub use container::{
-    ensure_ci_image, ensure_image, host_limits, image_exists, Container, CI_IMAGE, IMAGE,
+    ensure_ci_image, ensure_image, host_limits, image_exists, remove_container, Container,
+    CI_IMAGE, IMAGE,
 };
 pub use network::{host_address, Network};
 pub use opensc::{opensc, OpenSc};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use conformance_tests::{emulator_binary, host_limits, text};
+use conformance_tests::{emulator_binary, host_limits, remove_container, text};
 use vpcd_bridge::private_pcscd::is_root;
 
 fn workspace() -> &'static Path {
@@ -245,11 +245,7 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "--force", "--ignore", "--time", "0", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        remove_container(&self.name);
     }
 }
 

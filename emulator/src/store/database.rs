@@ -43,8 +43,10 @@ fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result
 /// The first bytes of every redb file.
 const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
 
-/// Refuses a path that is plainly no card database (a directory, a file that is not a redb
-/// file) before redb gets it: such a file is not damaged, it is something else.
+/// Refuses a path that is plainly no card database (a directory, a file that does not start
+/// as a redb file) before redb gets it: such a file is not damaged, it is something else. A
+/// file whose first bytes differ from redb's in one or two places is a card database with a
+/// damaged header, and redb says so.
 fn is_a_card_database(path: &Path) -> Result<(), StoreError> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
@@ -69,7 +71,7 @@ fn is_a_card_database(path: &Path) -> Result<(), StoreError> {
     });
     match read {
         Ok(0) => Ok(()),
-        Ok(n) if head[..n] == REDB_MAGIC[..n] => Ok(()),
+        Ok(n) if differences(&head[..n], REDB_MAGIC) <= 2 => Ok(()),
         Ok(_) => Err(StoreError::Refused(format!(
             "{} is not a card database (not a redb file)",
             path.display()
@@ -79,6 +81,11 @@ fn is_a_card_database(path: &Path) -> Result<(), StoreError> {
             path.display()
         ))),
     }
+}
+
+/// In how many places `a` and `b` differ, over the length of the shorter.
+fn differences(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
 }
 
 impl RedbStore {

@@ -295,4 +295,15 @@ fn a_text_file_or_a_directory_is_not_a_card_database() {
     let empty = dir.path().join("empty.redb");
     std::fs::write(&empty, "").unwrap();
     assert!(RedbStore::open(&empty).is_ok());
+    // A card database whose first byte is damaged is still a damaged card database.
+    let card = dir.path().join("card.redb");
+    sample_database(&card);
+    let mut bytes = std::fs::read(&card).unwrap();
+    bytes[0] ^= 0x10;
+    std::fs::write(&card, &bytes).unwrap();
+    assert!(
+        refusal(&card).contains("magic number"),
+        "{}",
+        refusal(&card)
+    );
 }

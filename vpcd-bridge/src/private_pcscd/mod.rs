@@ -76,27 +76,24 @@ impl PrivatePcscd {
     /// starting pcscd yet (cards started now are present at pcscd's first look, see
     /// [`PrivatePcscd::start_pcscd`]).
     pub fn prepare(prefix: &str, slots: u16) -> Result<PrivatePcscd, String> {
-        let (dir, parts, setpriv) = PrivatePcscd::working_directory(prefix, slots)?;
-        let isolation = make_namespaces(dir.path(), &setpriv)?;
-        Ok(PrivatePcscd {
-            dir,
-            isolation,
-            pcscd: None,
-            parts,
-            setpriv,
-        })
+        PrivatePcscd::make(prefix, slots, false)
     }
 
     /// As [`PrivatePcscd::prepare`], and where no namespace can be made (a container without
     /// CAP_SYS_ADMIN or user namespaces) but this process may run pcscd on the standard
     /// socket and none runs there, without namespaces: see [`PrivatePcscd::direct`].
     pub fn prepare_or_direct(prefix: &str, slots: u16) -> Result<PrivatePcscd, String> {
+        PrivatePcscd::make(prefix, slots, true)
+    }
+
+    fn make(prefix: &str, slots: u16, direct_allowed: bool) -> Result<PrivatePcscd, String> {
         let (dir, parts, setpriv) = PrivatePcscd::working_directory(prefix, slots)?;
         let isolation = match make_namespaces(dir.path(), &setpriv) {
             Ok(isolation) => isolation,
-            Err(failed) => Isolation::Direct {
+            Err(failed) if direct_allowed => Isolation::Direct {
                 why: direct_possible(&failed, slots)?,
             },
+            Err(failed) => return Err(failed),
         };
         Ok(PrivatePcscd {
             dir,
