@@ -22,7 +22,7 @@ pub use container::{
 };
 pub use network::{host_address, Network};
 pub use opensc::{opensc, OpenSc};
-pub use openssl::{openssl, openssl_succeeds, verifies_sha256};
+pub use openssl::{openssl, openssl_succeeds, verifies_sha256, verifies_sha256_pss};
 pub use sandbox::Sandbox;
 pub use tools::{
     arg, field, http_get, http_request, initialize, offline, opensc_tool_responses, softhsm_token,

@@ -36,3 +36,23 @@ pub fn verifies_sha256(pem: &str, signature: &str, data: &str) -> bool {
         data,
     ])
 }
+
+/// Whether OpenSSL verifies `signature` (file) over `data` (file) as RSA-PSS with SHA-256 and
+/// MGF1-SHA-256 under the public key in PEM file `pem`; `salt` is OpenSSL's salt length
+/// setting (`digest`: the digest's length, `auto`: whatever the signature holds).
+pub fn verifies_sha256_pss(pem: &str, signature: &str, data: &str, salt: &str) -> bool {
+    let salt = format!("rsa_pss_saltlen:{salt}");
+    openssl_succeeds(&[
+        "dgst",
+        "-sha256",
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        &salt,
+        "-verify",
+        pem,
+        "-signature",
+        signature,
+        data,
+    ])
+}

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
 use conformance_tests::{
-    arg, initialize, opensc, openssl, openssl_succeeds, text, verifies_sha256, wait_until_or,
-    Sandbox, PIN,
+    arg, initialize, opensc, openssl, openssl_succeeds, text, verifies_sha256, verifies_sha256_pss,
+    wait_until_or, Sandbox, PIN,
 };
 
 /// A key pair the tests make on the card.
@@ -331,21 +331,7 @@ fn signs_with_pkeyutl(key: Key) {
             "-out",
             &pss,
         ]);
-        let verify_pss = |sig: &str| {
-            openssl_succeeds(&[
-                "dgst",
-                "-sha256",
-                "-sigopt",
-                "rsa_padding_mode:pss",
-                "-sigopt",
-                "rsa_pss_saltlen:digest",
-                "-verify",
-                &card.public_pem,
-                "-signature",
-                sig,
-                &data,
-            ])
-        };
+        let verify_pss = |sig: &str| verifies_sha256_pss(&card.public_pem, sig, &data, "digest");
         assert!(verify_pss(&pss), "the RSA-PSS signature does not verify");
         // The PKCS#1 v1.5 signature is not taken for a PSS one: the judge does look.
         assert!(

@@ -2,7 +2,8 @@
 //! cross-checked with the OpenSSL CLI.
 
 use conformance_tests::{
-    arg, initialize, opensc, openssl, openssl_succeeds, verifies_sha256, Sandbox, PIN,
+    arg, initialize, opensc, openssl, openssl_succeeds, verifies_sha256, verifies_sha256_pss,
+    Sandbox, PIN,
 };
 
 /// Generates an RSA key of `bits` on the card with id `id` and exports its public key as PEM.
@@ -119,21 +120,7 @@ fn check_key(sandbox: &Sandbox, bits: usize, id: &str) {
         &sig,
         &["--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256"],
     );
-    let pss_verifies = || {
-        openssl_succeeds(&[
-            "dgst",
-            "-sha256",
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-            "rsa_pss_saltlen:auto",
-            "-verify",
-            &pem,
-            "-signature",
-            &sig,
-            &data,
-        ])
-    };
+    let pss_verifies = || verifies_sha256_pss(&pem, &sig, &data, "auto");
     assert!(pss_verifies(), "RSA-PKCS-PSS");
     // A tampered signature must not verify: the check above can fail.
     let mut bad = std::fs::read(&sig).unwrap();
