@@ -70,6 +70,12 @@ impl Home {
         self.dir.path().join("tmp")
     }
 
+    /// The sandbox removed its working directory from the user's temporary directory.
+    fn assert_nothing_left(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.tmp()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
     /// `env -i` with a normal user's environment, then `args`.
     fn user_env(&self) -> Vec<String> {
         vec![
@@ -128,8 +134,7 @@ fn a_normal_user_runs_a_sandbox_with_pcscd_outside_path() {
         "{said}"
     );
     // `sandbox` removes its working directory; its processes died with it.
-    let left: Vec<_> = std::fs::read_dir(home.tmp()).unwrap().flatten().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    home.assert_nothing_left();
     wait_until("the user's processes are gone", || {
         processes_of(uid).is_empty()
     });
@@ -202,8 +207,7 @@ fn with_user_namespaces_off_a_normal_user_is_told_why() {
         said.contains("Run it as root, enable user namespaces"),
         "{said}"
     );
-    let left: Vec<_> = std::fs::read_dir(home.tmp()).unwrap().flatten().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    home.assert_nothing_left();
 }
 
 /// A CI job's container: rootful podman without --privileged and without added capabilities,

@@ -353,6 +353,12 @@ impl<'b> Dissector<'b> {
         }
     }
 
+    /// A one-byte count: its byte, and its value in decimal as the meaning.
+    fn count(&self, name: &str, n: &u8) -> Field {
+        self.bytes(name, std::slice::from_ref(n))
+            .with_meaning(n.to_string())
+    }
+
     /// A field with `value` taken out.
     fn secret(&mut self, name: &str, kind: SecretKind, value: &[u8]) -> Field {
         let secret = Secret {

@@ -123,10 +123,8 @@ fn configuration(d: &mut Dissector<'_>, data: &[u8]) -> Vec<Field> {
             let mut out = vec![
                 d.bytes("options", &data[..2])
                     .with_meaning(structures::options(u16::from_be_bytes([*hi, *lo]))),
-                d.bytes("user PIN retry counter", std::slice::from_ref(tries))
-                    .with_meaning(tries.to_string()),
-                d.bytes("key domain slots", std::slice::from_ref(domains))
-                    .with_meaning(domains.to_string()),
+                d.count("user PIN retry counter", tries),
+                d.count("key domain slots", domains),
                 d.bytes("version", &data[4..6])
                     .with_meaning(format!("{major}.{minor}")),
             ];
@@ -145,10 +143,8 @@ fn domain_status(d: &mut Dissector<'_>, data: &[u8]) -> Vec<Field> {
         [total, missing, rest @ ..] if rest.len() >= 8 => {
             let (kcv, uid) = rest.split_at(8);
             let mut out = vec![
-                d.bytes("DKEK shares", std::slice::from_ref(total))
-                    .with_meaning(total.to_string()),
-                d.bytes("shares missing", std::slice::from_ref(missing))
-                    .with_meaning(missing.to_string()),
+                d.count("DKEK shares", total),
+                d.count("shares missing", missing),
                 d.bytes("KCV", kcv).varying(Varies::Contents),
             ];
             if !uid.is_empty() {
@@ -170,10 +166,7 @@ fn pka_status(d: &mut Dissector<'_>, data: &[u8]) -> Vec<Field> {
             ("keys authenticated", authenticated),
         ]
         .into_iter()
-        .map(|(name, n)| {
-            d.bytes(name, std::slice::from_ref(n))
-                .with_meaning(n.to_string())
-        })
+        .map(|(name, n)| d.count(name, n))
         .collect(),
         _ => vec![d.undecoded(data)],
     }

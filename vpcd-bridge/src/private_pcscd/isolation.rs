@@ -1,7 +1,7 @@
 //! How a private pcscd is kept apart from the machine's: the namespaces `unshare` holds, what
 //! the user is told when they cannot be made, and when pcscd may run without them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,8 +20,12 @@ const EPHEMERAL_PORTS: &str = "40000 60999";
 /// How a private pcscd is kept apart from the machine's.
 pub(super) enum Isolation {
     /// Mount and network namespaces held by `unshare` (its child sleeps until killed); as a
-    /// normal user inside a user namespace of its own.
-    Namespaces { holder: Child, user_namespace: bool },
+    /// normal user inside a user namespace of its own. `nsenter` runs programs in them.
+    Namespaces {
+        holder: Child,
+        user_namespace: bool,
+        nsenter: PathBuf,
+    },
     /// No namespace could be made (an unprivileged container) and no pcscd runs: pcscd
     /// serves the standard socket and vpcd listens in this network namespace. Why, for `-v`.
     Direct { why: String },
@@ -37,7 +41,7 @@ pub(super) const SYSTEM_PID_FILE: &str = "/run/pcscd/pcscd.pid";
 /// sleeps until killed. As a normal user, a user namespace maps the user to root.
 pub(super) fn make_namespaces(dir: &Path, setpriv: &Path) -> Result<Isolation, String> {
     let unshare = host::util_linux("unshare")?;
-    host::util_linux("nsenter")?;
+    let nsenter = host::util_linux("nsenter")?;
     let ip = host::ip()?;
     let user_namespace = !is_root();
     let run = dir.join("run");
@@ -80,6 +84,7 @@ pub(super) fn make_namespaces(dir: &Path, setpriv: &Path) -> Result<Isolation, S
         return Ok(Isolation::Namespaces {
             holder,
             user_namespace,
+            nsenter,
         });
     }
     let _ = holder.kill();

@@ -174,10 +174,11 @@ impl PrivatePcscd {
         if let Isolation::Namespaces {
             holder,
             user_namespace,
+            nsenter,
         } = &self.isolation
         {
             let holder = holder.id();
-            cmd.arg("nsenter");
+            cmd.arg(nsenter);
             if *user_namespace {
                 cmd.arg(format!("--user=/proc/{holder}/ns/user"))
                     .arg("--preserve-credentials");
